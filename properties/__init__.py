@@ -1,0 +1,1 @@
+"""Robustness properties (SR, LR, CR, SCR) defined once, read four ways."""

@@ -1,0 +1,1 @@
+"""robustprop: verify.backends."""
