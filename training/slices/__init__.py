@@ -1,0 +1,1 @@
+"""Small data slices shipped with the package (see ``make_slice.py``)."""
