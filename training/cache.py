@@ -58,10 +58,10 @@ def load_arrays(path: Path) -> dict[str, npt.NDArray[np.generic]] | None:
     if not path.is_file():
         return None
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValueError("not an .npz archive")
-        with loaded:
+        with path.open("rb") as handle:  # ours to close, whatever np.load makes of the bytes
+            loaded = np.load(handle, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
             return {key: loaded[key] for key in loaded.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         logger.warning("ignoring unreadable cache entry %s (%s); rebuilding it", path, err)

@@ -32,8 +32,6 @@ GTSRB_CLASSES = 43
 GTSRB_SIDES = {"gtsrb": 32, "gtsrb48": 48}
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _CHUNK = 4096
-# np.load returns a bare ndarray (no .files, no context manager) for a .npy file.
-_ARCHIVE_ERRORS: tuple[type[BaseException], ...] = (*READ_ERRORS, AttributeError, TypeError)
 _CACHE_FORMAT = 1  # bump when the decoding changes, so stale entries are not reused
 
 
@@ -64,14 +62,17 @@ def _decode(
     logger.info("decoding %s (%s split); this takes a few seconds", path, split)
     xk, yk = f"x_{split}", f"y_{split}"
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with path.open("rb") as handle:  # ours to close, whatever np.load makes of the bytes
+            archive = np.load(handle, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise InputError(f"{path}: not an .npz archive (it holds a single array)")
             missing = [k for k in (xk, yk) if k not in archive.files]
             if missing:
                 raise InputError(f"{path}: missing key(s) {', '.join(missing)}")
             rgb, labels = archive[xk], archive[yk]
-    except InputError:
+    except InputError:  # a ValueError, which READ_ERRORS would swallow
         raise
-    except _ARCHIVE_ERRORS as err:
+    except READ_ERRORS as err:
         raise InputError(f"{path}: unreadable or corrupt GTSRB archive ({err})") from err
     if labels.ndim != 1 or len(labels) != len(rgb) or len(labels) == 0:
         raise InputError(

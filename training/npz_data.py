@@ -49,18 +49,20 @@ def open_npz(path: Path) -> dict[str, npt.NDArray[np.generic]]:
     """Every array of an ``.npz`` file, read eagerly; unreadable files raise ``InputError``."""
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    # We own the handle: np.load leaks its own on some corrupt inputs.
     try:
-        loaded = np.load(path, allow_pickle=False)
+        with path.open("rb") as handle:
+            if handle.read(2) != b"PK":  # else numpy guesses "pickle" and says so
+                raise InputError(f"{path}: not an .npz archive (no zip signature)")
+            handle.seek(0)
+            loaded = np.load(handle, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise InputError(f"{path}: not an .npz archive (it holds a single array)")
+            return {key: loaded[key] for key in loaded.files}
+    except InputError:  # a ValueError, which READ_ERRORS would swallow
+        raise
     except READ_ERRORS as err:
         raise InputError(f"{path}: unreadable or corrupt .npz file ({err})") from err
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise InputError(f"{path}: not an .npz archive (it holds a single array)")
-    try:
-        return {key: loaded[key] for key in loaded.files}
-    except READ_ERRORS as err:
-        raise InputError(f"{path}: unreadable or corrupt .npz file ({err})") from err
-    finally:
-        loaded.close()
 
 
 def to_unit_float32(path: Path, key: str, x: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
