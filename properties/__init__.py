@@ -1,1 +1,57 @@
-"""Robustness properties (SR, LR, CR, SCR) defined once, read four ways."""
+"""Robustness properties (SR, LR, CR, SCR) defined once, read four ways.
+
+Each property (a frozen dataclass of its parameters, see :data:`PROPERTIES`) gives a region,
+a predicate, an attack margin, a DL2 loss and a solver negation; the searchers in
+:mod:`properties.search` maximise any objective over a :class:`Region`.
+"""
+
+from properties.base import Property, References
+from properties.cr import CR
+from properties.domain import Domain
+from properties.errors import InputError, InternalError, RobustpropError
+from properties.lr import LR
+from properties.region import Region, ball_box
+from properties.registry import PROPERTIES, make_property
+from properties.scr import SCR
+from properties.search import (
+    Model,
+    Objective,
+    PGDConfig,
+    SearchResult,
+    attack,
+    fgsm,
+    pgd,
+    uniform_search,
+)
+from properties.spec import Atom, Disjunct, Distance, Negation, SoftmaxBelow
+from properties.sr import SR
+
+__all__ = [
+    "CR",
+    "LR",
+    "PROPERTIES",
+    "SCR",
+    "SR",
+    "Atom",
+    "Disjunct",
+    "Distance",
+    "Domain",
+    "InputError",
+    "InternalError",
+    "Model",
+    "Negation",
+    "Objective",
+    "PGDConfig",
+    "Property",
+    "References",
+    "Region",
+    "RobustpropError",
+    "SearchResult",
+    "SoftmaxBelow",
+    "attack",
+    "ball_box",
+    "fgsm",
+    "make_property",
+    "pgd",
+    "uniform_search",
+]
