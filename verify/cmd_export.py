@@ -8,10 +8,7 @@ from typing import Final
 
 import click
 
-from export.onnx_export import export_onnx
 from properties.errors import InputError
-from training.checkpoint import load_checkpoint
-from training.data import load_dataset
 
 PARITY_POINTS: Final = 256
 
@@ -39,9 +36,14 @@ PARITY_POINTS: Final = 256
 def command(checkpoint: Path, output: Path, dataset: str | None, data_dir: Path | None) -> None:
     """Export CHECKPOINT to ONNX (opset >= 13, clamp as Clip, training metadata).
 
-    The ONNX model must match the torch model within 1e-5 (max abs difference) on the first
-    256 test points of the dataset.
+    Under onnxruntime the ONNX model must match the torch model on the first 256 test points
+    of the dataset: max abs difference <= 1e-5 * max(1, largest |score|).
     """
+    # Imported here so that `verify --help` does not pay for torch, onnx and onnxruntime.
+    from export.onnx_export import export_onnx
+    from training.checkpoint import load_checkpoint
+    from training.data import load_dataset
+
     ckpt = load_checkpoint(checkpoint)
     name = dataset or ckpt.metadata.get("dataset")
     if not name:
