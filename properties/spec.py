@@ -74,7 +74,14 @@ class SoftmaxBelow:
 
     @property
     def threshold(self) -> float:
+        """``T = 1/η − 1``: the property fails iff ``Σ_{j≠c} exp(y_j − y_c) > T``."""
         return 1.0 / self.eta - 1.0
+
+    def threshold_with_margin(self, tau: float) -> float:
+        """``1/(η − τ) − 1``: the sum beyond which ``p_c < η − τ`` (a violation by more than τ)."""
+        if tau >= self.eta:
+            return float("inf")
+        return 1.0 / (self.eta - tau) - 1.0
 
 
 @dataclass(frozen=True)
@@ -120,8 +127,8 @@ class Negation:
             if self.softmax is not None:
                 g = y - y[self.softmax.label]
                 g = np.delete(g, self.softmax.label)
-                # sum exp(g) > 1/eta - 1, computed stably
-                return bool(_logsumexp(g) > np.log(self.softmax.threshold))
+                # p_c < eta - tau  <=>  sum exp(g) > 1/(eta - tau) - 1, computed stably
+                return bool(_logsumexp(g) > np.log(self.softmax.threshold_with_margin(self.tau)))
             if all(atom.value(y, d) >= 0.0 for atom in disjunct.atoms):
                 return True
         return False
