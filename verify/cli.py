@@ -45,7 +45,9 @@ class _Group(click.Group):
         except Exception as err:  # a bug: say so in one line, exit 3
             if debug:
                 traceback.print_exc()
-            click.echo(f"internal error: {type(err).__name__}: {err} (rerun with --debug)", err=True)
+            click.echo(
+                f"internal error: {type(err).__name__}: {err} (rerun with --debug)", err=True
+            )
             sys.exit(3)
 
 

@@ -1,15 +1,291 @@
-"""`verify run`: not yet implemented."""
+"""``verify run``: decide a property on data points of a network and gate on the result."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Any
 
 import click
 
+from properties.errors import InputError, InternalError
+from verify.points import PointSelection
 
-@click.command("run", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def command(args: tuple[str, ...]) -> None:
-    """Not yet implemented (exit code 3)."""
-    click.echo("verify run: not yet implemented", err=True)
-    sys.exit(3)
+
+def _split_metrics(value: str) -> tuple[str, ...]:
+    from verify.runner import METRICS
+
+    items = tuple(m.strip() for m in value.split(",") if m.strip())
+    for m in items:
+        if m not in METRICS:
+            raise InputError(f"--metrics: unknown metric {m!r} (choose from {', '.join(METRICS)})")
+    if not items:
+        raise InputError("--metrics: name at least one metric")
+    return items
+
+
+@click.command("run")
+@click.option("--property", "prop_name", required=True, help="Property: sr, lr, cr or scr.")
+@click.option(
+    "--net", "net", required=True, type=click.Path(path_type=Path), help="ONNX network to check."
+)
+@click.option("--data", default=None, help="Dataset name or .npz (x, y); default: the model's.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Dataset folder.")
+@click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
+@click.option("--points", type=int, default=100, show_default=True, help="How many points.")
+@click.option(
+    "--sample-points",
+    "point_seed",
+    type=int,
+    default=None,
+    help="Seed for a random choice of points (default: the first N rows).",
+)
+@click.option("--eps", type=float, default=0.1, show_default=True, help="Ball radius ε (L∞).")
+@click.option("--delta", type=float, default=None, help="SR: output bound δ (default 10).")
+@click.option("--lipschitz", type=float, default=None, help="LR: constant L (default 10).")
+@click.option("--eta", type=float, default=None, help="SCR: probability η (default 0.52).")
+@click.option(
+    "--reference",
+    type=click.Choice(["output", "label"]),
+    default="output",
+    show_default=True,
+    help="Compare with f(x̂) or with the data label.",
+)
+@click.option("--metrics", default="satisfaction,security,accuracy", show_default=True)
+@click.option(
+    "--backend", type=click.Choice(["auto", "marabou", "z3"]), default="auto", show_default=True
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds per point for the exact stage.",
+)
+@click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option(
+    "--tau",
+    type=float,
+    default=1e-6,
+    show_default=True,
+    help="Strictness margin: a violation must exceed it.",
+)
+@click.option(
+    "--attack",
+    "attack_preset",
+    type=click.Choice(["strong", "paper"]),
+    default="strong",
+    show_default=True,
+    help="PGD preset for security.",
+)
+@click.option("--attack-steps", type=int, default=None, help="Override PGD steps.")
+@click.option("--restarts", type=int, default=None, help="Override PGD restarts.")
+@click.option(
+    "--samples",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Uniform samples per point for accuracy.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--min-satisfaction",
+    type=float,
+    default=None,
+    help="Gate: exit 1 if the certified lower bound is below this.",
+)
+@click.option(
+    "--require",
+    type=click.Choice(["holds"]),
+    default=None,
+    help="Gate: exit 1 unless every point is proved.",
+)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+def command(
+    prop_name: str,
+    net: Path,
+    data: str | None,
+    data_dir: Path | None,
+    split: str,
+    points: int,
+    point_seed: int | None,
+    eps: float,
+    delta: float | None,
+    lipschitz: float | None,
+    eta: float | None,
+    reference: str,
+    metrics: str,
+    backend: str,
+    timeout_s: float,
+    jobs: int,
+    tau: float,
+    attack_preset: str,
+    attack_steps: int | None,
+    restarts: int | None,
+    samples: int,
+    seed: int,
+    min_satisfaction: float | None,
+    require: str | None,
+    json_out: Path | None,
+    no_progress: bool,
+) -> None:
+    """Decide a robustness property on data points of an ONNX network.
+
+    Prints holds / violated / unknown, the satisfaction interval, security and accuracy.
+    Exit code 0 when every gate passes, 1 when a gate fails, 2 for bad input, 3 for
+    internal or solver errors (including a broken invariant).
+    """
+    from dataclasses import replace
+
+    from properties import PGDConfig, make_property
+
+    params: dict[str, float | str] = {"eps": eps, "reference": reference}
+    for name, value in (("delta", delta), ("lipschitz", lipschitz), ("eta", eta)):
+        if value is not None:
+            params[name] = value
+    try:
+        prop = make_property(prop_name, **params)
+    except InputError as err:
+        raise InputError(f"--property {prop_name}: {err}") from err
+    if not net.is_file():
+        raise InputError(f"--net {net}: no such file")
+    for flag, value in (("--timeout", timeout_s), ("--points", points), ("--samples", samples)):
+        if not value > 0:
+            raise InputError(f"{flag} must be > 0, got {value}")
+    if tau < 0:
+        raise InputError(f"--tau must be >= 0, got {tau}")
+    if min_satisfaction is not None and not 0 <= min_satisfaction <= 1:
+        raise InputError(f"--min-satisfaction must lie in [0, 1], got {min_satisfaction}")
+    if json_out is not None:
+        _check_writable(json_out)
+    pgd = PGDConfig.paper() if attack_preset == "paper" else PGDConfig.strong()
+    if attack_steps is not None:
+        pgd = replace(pgd, steps=attack_steps)
+    if restarts is not None:
+        pgd = replace(pgd, restarts=restarts)
+    data_name = data or _default_data(net)
+    from verify.runner import RunConfig, run
+
+    config = RunConfig(
+        model_path=net,
+        prop=prop,
+        selection=PointSelection(data_name, split, points, point_seed, data_dir),
+        metrics=_split_metrics(metrics),
+        backend=backend,
+        timeout_s=timeout_s,
+        jobs=jobs,
+        tau=tau,
+        attack=pgd,
+        samples=samples,
+        seed=seed,
+    )
+    bar = _ProgressBar(points, disabled=no_progress)
+    try:
+        result = run(config, bar.update)
+    finally:
+        bar.close()
+
+    from verify.cli import _version
+    from verify.report_json import summary, to_json, write_json
+
+    stats = summary(result)
+    _print_summary(prop.name, prop.params(), stats, result.backend, net)
+    if json_out is not None:
+        write_json(json_out, to_json(result, _version()))
+        click.echo(f"wrote {json_out}")
+    if result.breaches:
+        raise InternalError(
+            f"{len(result.breaches)} invariant breach(es), a bug: {result.breaches[0]}"
+        )
+    failed = []
+    if min_satisfaction is not None and "satisfaction" in stats:
+        low = stats["satisfaction"][0]
+        if low < min_satisfaction:
+            failed.append(
+                f"satisfaction lower bound {low:.3f} < --min-satisfaction {min_satisfaction:g}"
+            )
+    if require == "holds" and "satisfaction" in stats and stats["holds"] < stats["points"]:
+        failed.append(f"--require holds: {stats['points'] - stats['holds']} point(s) not proved")
+    for line in failed:
+        click.echo(f"gate failed: {line}", err=True)
+    sys.exit(1 if failed else 0)
+
+
+def _default_data(net: Path) -> str:
+    from export.metadata import read_metadata
+
+    meta = read_metadata(net)
+    if "dataset" not in meta:
+        raise InputError(
+            f"--data is needed: {net} has no 'dataset' in its metadata (not exported by robustprop)"
+        )
+    return meta["dataset"]
+
+
+def _check_writable(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"--json {path}: folder {parent} does not exist")
+    import os
+
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"--json {path}: folder {parent} is not writable")
+
+
+def _print_summary(
+    name: str, params: dict[str, float | str], stats: dict[str, Any], backend: str, net: Path
+) -> None:
+    shown = ", ".join(f"{k}={v}" for k, v in params.items())
+    click.echo(f"{name.upper()} ({shown}) on {net}, {stats['points']} points, backend {backend}")
+    rows: list[tuple[str, str]] = []
+    if "satisfaction" in stats:
+        lo, hi = stats["satisfaction"]
+        rows.append(
+            (
+                "holds / violated / unknown",
+                f"{stats['holds']} / {stats['violated']} / {stats['unknown']}",
+            )
+        )
+        interval = f"{lo:.3f}" if lo == hi else f"[{lo:.3f}, {hi:.3f}]"
+        rows.append(("satisfaction (certified)", interval))
+        rows.append(
+            (
+                "decided by stage",
+                ", ".join(f"{k} {v}" for k, v in stats["decided_by_stage"].items()) or "-",
+            )
+        )
+    if "security" in stats:
+        rows.append(("security (PGD)", f"{stats['security']:.3f}"))
+    if "accuracy" in stats and stats["accuracy"] is not None:
+        rows.append((f"accuracy ({stats['samples']} samples)", f"{stats['accuracy']:.3f}"))
+    missed = stats.get("refuted_but_missed_by_attack")
+    if missed:
+        rows.append(("refuted by solver, missed by PGD", str(len(missed))))
+    rows.append(("time", f"{stats['time_s']:.1f} s"))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        click.echo(f"  {key.ljust(width)}  {value}")
+
+
+class _ProgressBar:
+    """A tqdm bar over points on stderr with running verdict counts."""
+
+    def __init__(self, total: int, disabled: bool) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(
+            total=total, unit="pt", file=sys.stderr, disable=disabled, desc="verify", leave=False
+        )
+        self._counts = {"holds": 0, "violated": 0, "unknown": 0}
+
+    def update(self, point: object) -> None:
+        verdict = getattr(point, "verdict", None)
+        if verdict is not None:
+            self._counts[verdict.status.value] += 1
+        self._bar.set_postfix(self._counts, refresh=False)
+        self._bar.update(1)
+
+    def close(self) -> None:
+        self._bar.close()

@@ -1,0 +1,151 @@
+"""One exact (point, property) query, as a worker of :mod:`verify.pool` runs it.
+
+Linear negations (SR, LR, CR) go to :func:`verify.decide.decide`, which trusts a solver "sat"
+only after onnxruntime replay. SCR negations go through the chord refinement of
+:mod:`verify.scr`, whose linear sub-queries use the same backends and the same replay.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from properties.spec import FloatArray, Negation
+from verify.backends.base import BackendName, get_backend
+from verify.decide import decide
+from verify.network import Affine, Network
+from verify.replay import Replayer
+from verify.scr import ScrSettings, decide_scr
+from verify.verdict import Stage, Status, Verdict
+
+log = logging.getLogger(__name__)
+
+# ``auto`` picks Z3 (exact rationals) up to this many ReLU/Clip neurons, Marabou beyond.
+Z3_MAX_NEURONS = 48
+
+
+@dataclass(frozen=True)
+class Query:
+    """The negation of a property around the point at position ``index`` of a run."""
+
+    index: int
+    negation: Negation
+
+
+def choose_backend(name: str, network: Network) -> BackendName:
+    """Resolve ``auto`` to a concrete backend for this network."""
+    if name != "auto":
+        return BackendName(name)
+    neurons = 0
+    width = network.n
+    for layer in network.layers:
+        if isinstance(layer, Affine):
+            width = layer.out_size
+        else:
+            neurons += width
+    return BackendName.Z3 if neurons <= Z3_MAX_NEURONS else BackendName.MARABOU
+
+
+class PointDecider:
+    """What a worker holds for many queries on one network."""
+
+    def __init__(self, network: Network, replayer: Replayer, backend: str) -> None:
+        self.network = network
+        self.replayer = replayer
+        self.backend = choose_backend(backend, network)
+
+    def decide(self, query: Query, timeout_s: float) -> Verdict:
+        """The exact verdict for one query within about ``timeout_s`` seconds."""
+        start = time.monotonic()
+        if query.negation.softmax is not None:
+            return self._decide_scr(query.negation, start, start + timeout_s)
+        decision = decide(
+            self.network,
+            query.negation,
+            self.replayer,
+            backend=self.backend,
+            timeout_s=timeout_s,
+            isolate=False,  # the pool already isolates this worker
+        )
+        elapsed = time.monotonic() - start
+        n_queries = len(decision.queries)
+        if decision.status == "unsat":
+            return Verdict(
+                Status.HOLDS, Stage.SOLVER, self.backend.value, elapsed, queries=n_queries
+            )
+        if decision.status == "sat" and decision.replay is not None:
+            return Verdict(
+                Status.VIOLATED,
+                Stage.SOLVER,
+                self.backend.value,
+                elapsed,
+                witness=decision.replay.x,
+                witness_output=decision.replay.y64,
+                queries=n_queries,
+            )
+        return Verdict(
+            Status.UNKNOWN,
+            Stage.NONE,
+            self.backend.value,
+            elapsed,
+            reason=decision.reason,
+            queries=n_queries,
+        )
+
+    def _decide_scr(self, negation: Negation, start: float, deadline: float) -> Verdict:
+        box = negation.disjuncts[0]
+        y_lower, y_upper = self.network.interval_bounds(box.lower, box.upper)[-1]
+        solver = get_backend(self.backend)
+
+        def solve(q: Negation, timeout_s: float) -> tuple[str, FloatArray | None, str]:
+            out = solver.solve(self.network, q, timeout_s)
+            return out.status, out.x, out.reason
+
+        def confirm(x: FloatArray, q: Negation) -> FloatArray | None:
+            replay = self.replayer.replay(x, q)
+            return replay.y64 if replay.confirmed else None
+
+        def evaluate(x: FloatArray) -> FloatArray:
+            return np.asarray(self.replayer.evaluate64(x)[0], dtype=np.float64)
+
+        result = decide_scr(
+            negation, y_lower, y_upper, solve, confirm, evaluate, deadline, ScrSettings()
+        )
+        elapsed = time.monotonic() - start
+        if result.status == "violated" and result.x is not None:
+            replay = self.replayer.replay(result.x, negation)
+            if replay.confirmed:
+                return Verdict(
+                    Status.VIOLATED,
+                    Stage.SOLVER,
+                    self.backend.value,
+                    elapsed,
+                    reason=result.reason,
+                    witness=replay.x,
+                    witness_output=replay.y64,
+                    queries=result.queries,
+                    refinements=result.refinements,
+                )
+        if result.status == "holds":
+            stage = Stage.BOUNDS if result.queries == 0 else Stage.SOLVER
+            return Verdict(
+                Status.HOLDS,
+                stage,
+                self.backend.value,
+                elapsed,
+                reason=result.reason,
+                queries=result.queries,
+                refinements=result.refinements,
+            )
+        return Verdict(
+            Status.UNKNOWN,
+            Stage.NONE,
+            self.backend.value,
+            elapsed,
+            reason=result.reason,
+            queries=result.queries,
+            refinements=result.refinements,
+        )

@@ -1,0 +1,201 @@
+"""Worker processes for exact queries: per-query timeouts, crash and hang isolation.
+
+Each worker loads the network and the onnxruntime sessions once, then decides queries sent
+over a pipe. The parent enforces each query's timeout (the solver's own limit plus a grace
+period): a worker that hangs past it is killed and replaced, and a worker that crashes
+(segfault, abort, out of memory) is replaced; either way only that query becomes ``unknown``,
+with the reason, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+from properties.errors import InputError, InternalError, RobustpropError
+from verify.point_query import Query
+from verify.verdict import Stage, Status, Verdict
+
+log = logging.getLogger(__name__)
+
+Verdict_ = tuple[Query, Verdict]
+
+# Seconds a worker may overrun a query's timeout before it is killed.
+GRACE_S = 5.0
+# Seconds a new worker may take to load the network before it counts as broken.
+START_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker loads: the model file and the backend to use."""
+
+    model_path: Path
+    backend: str
+
+
+def _worker_main(spec: WorkerSpec, conn: Connection) -> None:
+    """Worker loop: load once, then answer ``(query, timeout)`` messages until ``None``."""
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        from verify.network import load_network
+        from verify.point_query import PointDecider
+        from verify.replay import Replayer
+
+        network = load_network(spec.model_path, check_points=0)
+        decider = PointDecider(network, Replayer(spec.model_path), spec.backend)
+    except RobustpropError as err:
+        conn.send(("init-error", type(err).__name__, str(err)))
+        return
+    conn.send(("ready", decider.backend.value, ""))
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        query, timeout_s = message
+        try:
+            verdict = decider.decide(query, timeout_s)
+        except RobustpropError as err:
+            verdict = Verdict(
+                Status.UNKNOWN, Stage.NONE, decider.backend.value, 0.0, reason=f"error: {err}"
+            )
+        except Exception as err:  # a solver bug must not take the worker's run down
+            log.exception("query %d failed", query.index)
+            verdict = Verdict(
+                Status.UNKNOWN,
+                Stage.NONE,
+                decider.backend.value,
+                0.0,
+                reason=f"internal error: {type(err).__name__}: {err}",
+            )
+        conn.send(("verdict", query.index, verdict))
+
+
+class _Worker:
+    def __init__(self, ctx: mp.context.SpawnContext, spec: WorkerSpec) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process: BaseProcess = ctx.Process(
+            target=_worker_main, args=(spec, child), daemon=True
+        )
+        self.process.start()
+        child.close()
+        self.query: Query | None = None
+        self.started = 0.0
+        self.timeout_s = 0.0
+        self.backend = ""
+        ready = self.conn.poll(START_TIMEOUT_S)
+        try:
+            kind, a, b = self.conn.recv() if ready else ("init-error", "Timeout", "no answer")
+        except EOFError:
+            kind, a, b = "init-error", "Crash", f"exit code {self.process.exitcode}"
+        if kind != "ready":
+            self.kill()
+            exc = InputError if a == "InputError" else InternalError
+            raise exc(f"worker could not load {spec.model_path}: {b}")
+        self.backend = str(a)
+
+    def send(self, query: Query, timeout_s: float) -> None:
+        self.query, self.started, self.timeout_s = query, time.monotonic(), timeout_s
+        self.conn.send((query, timeout_s))
+
+    def overdue(self, now: float) -> bool:
+        return self.query is not None and now > self.started + self.timeout_s + GRACE_S
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=5)
+        self.conn.close()
+
+    def stop(self) -> None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self.conn.send(None)
+        self.process.join(timeout=5)
+        self.kill()
+
+
+class WorkerPool:
+    """``jobs`` worker processes deciding queries on one network."""
+
+    def __init__(self, spec: WorkerSpec, jobs: int = 1) -> None:
+        if jobs < 1:
+            raise InputError(f"--jobs must be >= 1, got {jobs}")
+        self.spec = spec
+        self.jobs = jobs
+        self._ctx = mp.get_context("spawn")
+        self._workers: list[_Worker] = []
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.stop()
+        self._workers.clear()
+
+    @property
+    def backend(self) -> str:
+        return self._workers[0].backend if self._workers else self.spec.backend
+
+    def map(self, queries: Iterable[Query], timeout_s: float) -> Iterator[Verdict_]:
+        """Decide every query; yields ``(query, verdict)`` in completion order."""
+        pending: deque[Query] = deque(queries)
+        if not pending:
+            return
+        while len(self._workers) < min(self.jobs, len(pending)):
+            self._workers.append(_Worker(self._ctx, self.spec))
+        busy: dict[int, _Worker] = {}
+        while pending or busy:
+            for slot, worker in enumerate(self._workers):
+                if slot not in busy and pending:
+                    worker.send(pending.popleft(), timeout_s)
+                    busy[slot] = worker
+            waitables = [w.conn for w in busy.values()] + [
+                w.process.sentinel for w in busy.values()
+            ]
+            ready = wait(waitables, timeout=1.0)
+            now = time.monotonic()
+            for slot, worker in list(busy.items()):
+                assert worker.query is not None
+                query = worker.query
+                if worker.conn in ready:
+                    try:
+                        kind, index, verdict = worker.conn.recv()
+                    except (EOFError, OSError):
+                        kind = "crash"
+                    if kind == "verdict" and index == query.index:
+                        worker.query = None
+                        del busy[slot]
+                        yield query, verdict
+                        continue
+                if not worker.process.is_alive():
+                    code = worker.process.exitcode
+                    log.warning("worker died on point %d (exit code %s)", query.index, code)
+                    yield query, _failed(worker, f"solver process crashed (exit code {code})")
+                elif worker.overdue(now):
+                    log.warning("point %d: worker hung past its timeout; killed", query.index)
+                    yield query, _failed(worker, f"timeout after {worker.timeout_s:g} s")
+                else:
+                    continue
+                worker.kill()
+                del busy[slot]
+                self._workers[slot] = _Worker(self._ctx, self.spec)
+
+
+def _failed(worker: _Worker, reason: str) -> Verdict:
+    elapsed = time.monotonic() - worker.started
+    return Verdict(Status.UNKNOWN, Stage.NONE, worker.backend, elapsed, reason=reason)

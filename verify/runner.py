@@ -1,0 +1,291 @@
+"""``verify run``: satisfaction, security and accuracy of one property on one network.
+
+Per point, in order (each step only for what the previous left open):
+
+1. **center** — the data point itself, replayed through onnxruntime;
+2. **attack** — batched PGD on the property's margin (targeted per class for CR/SCR); a
+   candidate counts only after replay. The same attack gives the *security* metric;
+3. **solver** — the exact backend in worker processes (``--jobs``, per-query timeout).
+
+*Accuracy* is the fraction of uniform samples of the region on which the predicate holds.
+The invariants of DESIGN.md §3 are checked on every run: a point proved ``holds`` never has a
+confirmed attack or sample violation; every ``violated`` carries a witness.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from properties import PGDConfig, Property, attack
+from properties.cr import CR
+from properties.domain import Domain
+from properties.scr import SCR
+from properties.spec import Negation
+from verify.network import Network, load_network
+from verify.point_query import Query, choose_backend
+from verify.points import Points, PointSelection, domain_from_metadata, load_points
+from verify.pool import WorkerPool, WorkerSpec
+from verify.replay import Replayer
+from verify.torch_net import to_torch
+from verify.verdict import Stage, Status, Verdict
+
+log = logging.getLogger(__name__)
+
+METRICS = ("satisfaction", "security", "accuracy")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run needs, built at the CLI edge."""
+
+    model_path: Path
+    prop: Property
+    selection: PointSelection
+    metrics: tuple[str, ...] = METRICS
+    backend: str = "auto"
+    timeout_s: float = 60.0
+    jobs: int = 1
+    tau: float = 1e-6
+    attack: PGDConfig = field(default_factory=PGDConfig.strong)
+    samples: int = 1000
+    seed: int = 0
+    domain: Domain | None = None  # None: from the model's metadata, else [0, 1]
+
+
+@dataclass(frozen=True, eq=False)
+class PointResult:
+    """What the run found at one point; metrics not asked for are ``None``."""
+
+    index: int
+    label: int
+    verdict: Verdict | None
+    attack_violated: bool | None
+    attack_margin: float | None
+    sampling_fraction: float | None
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    config: RunConfig
+    network: Network
+    backend: str
+    points: tuple[PointResult, ...]
+    breaches: tuple[str, ...]
+    time_s: float
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in Status}
+        for p in self.points:
+            if p.verdict is not None:
+                out[p.verdict.status.value] += 1
+        return out
+
+
+Progress = Callable[[PointResult], None]
+
+
+def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
+    """Measure the requested metrics; see the module docstring for the steps."""
+    start = time.monotonic()
+    for metric in config.metrics:
+        if metric not in METRICS:
+            raise_metric(metric)
+    from export.metadata import read_metadata
+
+    metadata = read_metadata(config.model_path)
+    domain = config.domain or domain_from_metadata(metadata, str(config.model_path))
+    network = load_network(config.model_path)
+    points = load_points(config.selection, network.n)
+    replayer = Replayer(config.model_path)
+    prop = config.prop
+    y_center = replayer.evaluate64(points.x)
+    labels = torch.from_numpy(points.y)
+    refs = prop.references(torch.from_numpy(y_center), labels)
+    negations = [
+        prop.negation(points.x[i], y_center[i], int(refs.classes[i]), domain, config.tau)
+        for i in range(len(points.x))
+    ]
+    model = to_torch(network)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    verdicts: dict[int, Verdict] = {}
+    attack_violated: dict[int, bool] = {}
+    attack_margin: dict[int, float] = {}
+    want_sat = "satisfaction" in config.metrics
+    if want_sat or "security" in config.metrics:
+        t0 = time.monotonic()
+        found = _attack(prop, model, points, refs, domain, config.attack, generator)
+        per_point = (time.monotonic() - t0) / max(1, len(points.x))
+        for i, (x_adv, margin) in enumerate(found):
+            attack_margin[i] = margin
+            witness = _confirm(replayer, points.x[i], negations[i])
+            stage = Stage.CENTER
+            if witness is None and prop.violated(torch.tensor(margin)).item():
+                witness = _confirm(replayer, x_adv, negations[i])
+                stage = Stage.ATTACK
+            attack_violated[i] = witness is not None
+            if witness is not None and want_sat:
+                verdicts[i] = Verdict(
+                    Status.VIOLATED,
+                    stage,
+                    "pgd",
+                    per_point,
+                    witness=witness[0],
+                    witness_output=witness[1],
+                )
+
+    backend = choose_backend(config.backend, network)
+    results: dict[int, PointResult] = {}
+
+    def finish(i: int) -> None:
+        results[i] = PointResult(
+            index=int(points.indices[i]),
+            label=int(points.y[i]),
+            verdict=verdicts.get(i),
+            attack_violated=attack_violated.get(i),
+            attack_margin=attack_margin.get(i),
+            sampling_fraction=None,
+        )
+        if progress is not None:
+            progress(results[i])
+
+    if want_sat:
+        for i in sorted(verdicts):
+            finish(i)
+        open_queries = [Query(i, negations[i]) for i in range(len(points.x)) if i not in verdicts]
+        if open_queries:
+            spec = WorkerSpec(config.model_path, backend.value)
+            with WorkerPool(spec, config.jobs) as pool:
+                for query, verdict in pool.map(open_queries, config.timeout_s):
+                    verdicts[query.index] = verdict
+                    finish(query.index)
+    else:
+        for i in range(len(points.x)):
+            finish(i)
+
+    if "accuracy" in config.metrics:
+        fractions = _sampling(prop, model, points, refs, domain, config, replayer, negations)
+        for i, (fraction, _) in fractions.items():
+            results[i] = _with_fraction(results[i], fraction)
+        sample_witness = {i: w for i, (_, w) in fractions.items() if w}
+    else:
+        sample_witness = {}
+    ordered = tuple(results[i] for i in range(len(points.x)))
+    breaches = _invariants(ordered, sample_witness)
+    for breach in breaches:
+        log.error("invariant broken: %s", breach)
+    return RunResult(
+        config, network, backend.value, ordered, tuple(breaches), time.monotonic() - start
+    )
+
+
+def raise_metric(metric: str) -> None:
+    from properties.errors import InputError
+
+    raise InputError(f"unknown metric {metric!r} (choose from {', '.join(METRICS)})")
+
+
+def _attack(
+    prop: Property,
+    model: torch.nn.Module,
+    points: Points,
+    refs: object,
+    domain: Domain,
+    config: PGDConfig,
+    generator: torch.Generator,
+    batch: int = 256,
+) -> list[tuple[np.ndarray, float]]:
+    """Best PGD point and its margin per point, in batches."""
+    from properties.base import References
+
+    assert isinstance(refs, References)
+    targeted = isinstance(prop, CR | SCR)
+    out: list[tuple[np.ndarray, float]] = []
+    for lo in range(0, len(points.x), batch):
+        hi = min(lo + batch, len(points.x))
+        centers = torch.from_numpy(points.x[lo:hi]).to(torch.float32)
+        sub = References(refs.scores[lo:hi].to(torch.float32), refs.classes[lo:hi])
+        found = attack(prop, model, centers, sub, domain, config, generator, targeted=targeted)
+        for k in range(hi - lo):
+            out.append((found.x[k].double().numpy(), float(found.value[k])))
+    return out
+
+
+def _confirm(
+    replayer: Replayer, x: np.ndarray, negation: Negation
+) -> tuple[np.ndarray, np.ndarray] | None:
+    replay = replayer.replay(x, negation)
+    return (replay.x, replay.y64) if replay.confirmed else None
+
+
+def _sampling(
+    prop: Property,
+    model: torch.nn.Module,
+    points: Points,
+    refs: object,
+    domain: Domain,
+    config: RunConfig,
+    replayer: Replayer,
+    negations: list[Negation],
+) -> dict[int, tuple[float, bool]]:
+    """Per point: the fraction of samples where P holds, and whether a violation replays."""
+    from properties.base import References
+
+    assert isinstance(refs, References)
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    out: dict[int, tuple[float, bool]] = {}
+    chunk = max(1, 200_000 // max(1, config.samples * max(1, points.x.shape[1] // 100)))
+    for lo in range(0, len(points.x), chunk):
+        hi = min(lo + chunk, len(points.x))
+        centers = torch.from_numpy(points.x[lo:hi]).to(torch.float32)
+        region = prop.region(centers, domain)
+        xs = region.sample(config.samples, generator)  # (b, k, n)
+        b, k, n = xs.shape
+        flat = xs.reshape(b * k, n)
+        with torch.no_grad():
+            ys = model(flat)
+        sub = References(
+            refs.scores[lo:hi].to(torch.float32).repeat_interleave(k, dim=0),
+            refs.classes[lo:hi].repeat_interleave(k, dim=0),
+        )
+        ok = prop.predicate(flat, ys, centers.repeat_interleave(k, dim=0), sub).reshape(b, k)
+        for r in range(b):
+            i = lo + r
+            fraction = float(ok[r].float().mean())
+            replayed = False
+            bad = torch.nonzero(~ok[r]).flatten()
+            if bad.numel():
+                x_bad = xs[r, int(bad[0])].double().numpy()
+                replayed = _confirm(replayer, x_bad, negations[i]) is not None
+            out[i] = (fraction, replayed)
+    return out
+
+
+def _with_fraction(p: PointResult, fraction: float) -> PointResult:
+    return PointResult(p.index, p.label, p.verdict, p.attack_violated, p.attack_margin, fraction)
+
+
+def _invariants(points: tuple[PointResult, ...], sample_witness: Mapping[int, bool]) -> list[str]:
+    """DESIGN.md §3: ``holds`` never meets a confirmed violation; ``violated`` has a witness."""
+    breaches: list[str] = []
+    for i, p in enumerate(points):
+        v = p.verdict
+        if v is None:
+            continue
+        if v.status is Status.HOLDS and p.attack_violated:
+            breaches.append(f"point {p.index}: proved holds, but PGD found a confirmed violation")
+        if v.status is Status.HOLDS and sample_witness.get(i):
+            breaches.append(
+                f"point {p.index}: proved holds, but a uniform sample is a confirmed violation"
+            )
+        if v.status is Status.VIOLATED and v.witness is None:
+            breaches.append(f"point {p.index}: violated without a witness")
+    return breaches
