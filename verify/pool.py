@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import os
+import signal
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Literal
 
 from properties.errors import InputError, InternalError, RobustpropError
 from verify.point_query import Query
@@ -36,10 +39,16 @@ START_TIMEOUT_S = 120.0
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What a worker loads: the model file and the backend to use."""
+    """What a worker loads: the model file and the backend to use.
+
+    ``fault`` injects a failure for tests of the isolation: the worker hangs or crashes
+    (SIGSEGV) on the query at position ``fault_index``.
+    """
 
     model_path: Path
     backend: str
+    fault: Literal["hang", "crash"] | None = None
+    fault_index: int = -1
 
 
 def _worker_main(spec: WorkerSpec, conn: Connection) -> None:
@@ -64,6 +73,8 @@ def _worker_main(spec: WorkerSpec, conn: Connection) -> None:
         if message is None:
             return
         query, timeout_s = message
+        if spec.fault is not None and query.index == spec.fault_index:
+            _inject(spec.fault)
         try:
             verdict = decider.decide(query, timeout_s)
         except RobustpropError as err:
@@ -80,6 +91,12 @@ def _worker_main(spec: WorkerSpec, conn: Connection) -> None:
                 reason=f"internal error: {type(err).__name__}: {err}",
             )
         conn.send(("verdict", query.index, verdict))
+
+
+def _inject(fault: str) -> None:
+    if fault == "hang":
+        time.sleep(10**6)
+    os.kill(os.getpid(), signal.SIGSEGV)
 
 
 class _Worker:
@@ -109,8 +126,8 @@ class _Worker:
         self.query, self.started, self.timeout_s = query, time.monotonic(), timeout_s
         self.conn.send((query, timeout_s))
 
-    def overdue(self, now: float) -> bool:
-        return self.query is not None and now > self.started + self.timeout_s + GRACE_S
+    def overdue(self, now: float, grace_s: float) -> bool:
+        return self.query is not None and now > self.started + self.timeout_s + grace_s
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -128,11 +145,12 @@ class _Worker:
 class WorkerPool:
     """``jobs`` worker processes deciding queries on one network."""
 
-    def __init__(self, spec: WorkerSpec, jobs: int = 1) -> None:
+    def __init__(self, spec: WorkerSpec, jobs: int = 1, grace_s: float = GRACE_S) -> None:
         if jobs < 1:
             raise InputError(f"--jobs must be >= 1, got {jobs}")
         self.spec = spec
         self.jobs = jobs
+        self.grace_s = grace_s
         self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []
 
@@ -186,7 +204,7 @@ class WorkerPool:
                     code = worker.process.exitcode
                     log.warning("worker died on point %d (exit code %s)", query.index, code)
                     yield query, _failed(worker, f"solver process crashed (exit code {code})")
-                elif worker.overdue(now):
+                elif worker.overdue(now, self.grace_s):
                     log.warning("point %d: worker hung past its timeout; killed", query.index)
                     yield query, _failed(worker, f"timeout after {worker.timeout_s:g} s")
                 else:
