@@ -73,3 +73,7 @@ _register()
 
 def main() -> None:
     cli(prog_name="verify")
+
+
+if __name__ == "__main__":
+    main()

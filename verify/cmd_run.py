@@ -40,7 +40,12 @@ def _split_metrics(value: str) -> tuple[str, ...]:
     default=None,
     help="Seed for a random choice of points (default: the first N rows).",
 )
-@click.option("--eps", type=float, default=0.1, show_default=True, help="Ball radius ε (L∞).")
+@click.option(
+    "--eps",
+    default="0.1",
+    show_default=True,
+    help="Ball radius ε (L∞); a comma-separated list runs a sweep.",
+)
 @click.option("--delta", type=float, default=None, help="SR: output bound δ (default 10).")
 @click.option("--lipschitz", type=float, default=None, help="LR: constant L (default 10).")
 @click.option("--eta", type=float, default=None, help="SCR: probability η (default 0.52).")
@@ -101,7 +106,29 @@ def _split_metrics(value: str) -> tuple[str, ...]:
     default=None,
     help="Gate: exit 1 unless every point is proved.",
 )
+@click.option(
+    "--gate-on",
+    type=click.Choice(["lower", "upper"]),
+    default="lower",
+    show_default=True,
+    help="Which satisfaction bound --min-satisfaction checks.",
+)
+@click.option("--min-security", type=float, default=None, help="Gate: minimum PGD security.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--junit",
+    "junit_out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="JUnit XML: one test case per point.",
+)
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="SQLite store of verdicts (default: beside --json, else the cache dir).",
+)
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the store.")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 def command(
     prop_name: str,
@@ -111,7 +138,7 @@ def command(
     split: str,
     points: int,
     point_seed: int | None,
-    eps: float,
+    eps: str,
     delta: float | None,
     lipschitz: float | None,
     eta: float | None,
@@ -128,7 +155,12 @@ def command(
     seed: int,
     min_satisfaction: float | None,
     require: str | None,
+    gate_on: str,
+    min_security: float | None,
     json_out: Path | None,
+    junit_out: Path | None,
+    store: Path | None,
+    no_cache: bool,
     no_progress: bool,
 ) -> None:
     """Decide a robustness property on data points of an ONNX network.
@@ -141,14 +173,17 @@ def command(
 
     from properties import PGDConfig, make_property
 
-    params: dict[str, float | str] = {"eps": eps, "reference": reference}
-    for name, value in (("delta", delta), ("lipschitz", lipschitz), ("eta", eta)):
-        if value is not None:
-            params[name] = value
-    try:
-        prop = make_property(prop_name, **params)
-    except InputError as err:
-        raise InputError(f"--property {prop_name}: {err}") from err
+    eps_values = _eps_list(eps)
+    props = []
+    for e in eps_values:
+        params: dict[str, float | str] = {"eps": e, "reference": reference}
+        for name, value in (("delta", delta), ("lipschitz", lipschitz), ("eta", eta)):
+            if value is not None:
+                params[name] = value
+        try:
+            props.append(make_property(prop_name, **params))
+        except InputError as err:
+            raise InputError(f"--property {prop_name}: {err}") from err
     if not net.is_file():
         raise InputError(f"--net {net}: no such file")
     for flag, value in (("--timeout", timeout_s), ("--points", points), ("--samples", samples)):
@@ -156,61 +191,112 @@ def command(
             raise InputError(f"{flag} must be > 0, got {value}")
     if tau < 0:
         raise InputError(f"--tau must be >= 0, got {tau}")
-    if min_satisfaction is not None and not 0 <= min_satisfaction <= 1:
-        raise InputError(f"--min-satisfaction must lie in [0, 1], got {min_satisfaction}")
-    if json_out is not None:
-        _check_writable(json_out)
+    for flag, bound in (("--min-satisfaction", min_satisfaction), ("--min-security", min_security)):
+        if bound is not None and not 0 <= bound <= 1:
+            raise InputError(f"{flag} must lie in [0, 1], got {bound}")
+    for out in (json_out, junit_out):
+        if out is not None:
+            _check_writable(out)
     pgd = PGDConfig.paper() if attack_preset == "paper" else PGDConfig.strong()
     if attack_steps is not None:
         pgd = replace(pgd, steps=attack_steps)
     if restarts is not None:
         pgd = replace(pgd, restarts=restarts)
     data_name = data or _default_data(net)
+    store_path = None if no_cache else (store or _default_store(json_out))
+    from verify.cli import _version
+    from verify.report_json import summary, sweep_document, to_json, write_json
     from verify.runner import RunConfig, run
 
-    config = RunConfig(
-        model_path=net,
-        prop=prop,
-        selection=PointSelection(data_name, split, points, point_seed, data_dir),
-        metrics=_split_metrics(metrics),
-        backend=backend,
-        timeout_s=timeout_s,
-        jobs=jobs,
-        tau=tau,
-        attack=pgd,
-        samples=samples,
-        seed=seed,
-    )
-    bar = _ProgressBar(points, disabled=no_progress)
-    try:
-        result = run(config, bar.update)
-    finally:
-        bar.close()
-
-    from verify.cli import _version
-    from verify.report_json import summary, to_json, write_json
-
-    stats = summary(result)
-    _print_summary(prop.name, prop.params(), stats, result.backend, net)
-    if json_out is not None:
-        write_json(json_out, to_json(result, _version()))
-        click.echo(f"wrote {json_out}")
-    if result.breaches:
-        raise InternalError(
-            f"{len(result.breaches)} invariant breach(es), a bug: {result.breaches[0]}"
+    documents = []
+    failed: list[str] = []
+    breaches: list[str] = []
+    for prop in props:
+        config = RunConfig(
+            model_path=net,
+            prop=prop,
+            selection=PointSelection(data_name, split, points, point_seed, data_dir),
+            metrics=_split_metrics(metrics),
+            backend=backend,
+            timeout_s=timeout_s,
+            jobs=jobs,
+            tau=tau,
+            attack=pgd,
+            samples=samples,
+            seed=seed,
+            store_path=store_path,
         )
-    failed = []
-    if min_satisfaction is not None and "satisfaction" in stats:
-        low = stats["satisfaction"][0]
-        if low < min_satisfaction:
-            failed.append(
-                f"satisfaction lower bound {low:.3f} < --min-satisfaction {min_satisfaction:g}"
-            )
-    if require == "holds" and "satisfaction" in stats and stats["holds"] < stats["points"]:
-        failed.append(f"--require holds: {stats['points'] - stats['holds']} point(s) not proved")
+        bar = _ProgressBar(points, disabled=no_progress, label=f"{prop.name} eps={prop.eps:g}")
+        try:
+            result = run(config, bar.update)
+        finally:
+            bar.close()
+        stats = summary(result)
+        _print_summary(prop.name, prop.params(), stats, result.backend, net, result.reused)
+        documents.append(to_json(result, _version()))
+        breaches.extend(result.breaches)
+        failed.extend(_gates(stats, prop.eps, min_satisfaction, gate_on, min_security, require))
+    if json_out is not None:
+        doc = documents[0] if len(documents) == 1 else sweep_document(documents, _version())
+        write_json(json_out, doc)
+        click.echo(f"wrote {json_out}")
+    if junit_out is not None:
+        from verify.junit import write_junit
+
+        write_junit(junit_out, documents)
+        click.echo(f"wrote {junit_out}")
+    if breaches:
+        raise InternalError(f"{len(breaches)} invariant breach(es), a bug: {breaches[0]}")
     for line in failed:
         click.echo(f"gate failed: {line}", err=True)
     sys.exit(1 if failed else 0)
+
+
+def _eps_list(raw: str) -> list[float]:
+    values = []
+    for item in raw.split(","):
+        try:
+            values.append(float(item))
+        except ValueError as err:
+            raise InputError(f"--eps: {item.strip()!r} is not a number") from err
+    if not values:
+        raise InputError("--eps: give at least one value")
+    return values
+
+
+def _gates(
+    stats: dict[str, Any],
+    eps: float,
+    min_satisfaction: float | None,
+    gate_on: str,
+    min_security: float | None,
+    require: str | None,
+) -> list[str]:
+    failed = []
+    where = f"(eps={eps:g})"
+    if min_satisfaction is not None and "satisfaction" in stats:
+        bound = stats["satisfaction"][0 if gate_on == "lower" else 1]
+        if bound < min_satisfaction:
+            failed.append(
+                f"satisfaction {gate_on} bound {bound:.3f} < --min-satisfaction "
+                f"{min_satisfaction:g} {where}"
+            )
+    if min_security is not None and "security" in stats and stats["security"] < min_security:
+        failed.append(f"security {stats['security']:.3f} < --min-security {min_security:g} {where}")
+    if require == "holds" and "satisfaction" in stats and stats["holds"] < stats["points"]:
+        failed.append(
+            f"--require holds: {stats['points'] - stats['holds']} point(s) not proved {where}"
+        )
+    return failed
+
+
+def _default_store(json_out: Path | None) -> Path:
+    """Beside the JSON report when there is one, else in the cache directory."""
+    if json_out is not None:
+        return json_out.parent / ".robustprop-store.sqlite"
+    from training.cache import cache_dir
+
+    return cache_dir() / "verdicts.sqlite"
 
 
 def _default_data(net: Path) -> str:
@@ -235,7 +321,12 @@ def _check_writable(path: Path) -> None:
 
 
 def _print_summary(
-    name: str, params: dict[str, float | str], stats: dict[str, Any], backend: str, net: Path
+    name: str,
+    params: dict[str, float | str],
+    stats: dict[str, Any],
+    backend: str,
+    net: Path,
+    reused: int,
 ) -> None:
     shown = ", ".join(f"{k}={v}" for k, v in params.items())
     click.echo(f"{name.upper()} ({shown}) on {net}, {stats['points']} points, backend {backend}")
@@ -263,6 +354,8 @@ def _print_summary(
     missed = stats.get("refuted_but_missed_by_attack")
     if missed:
         rows.append(("refuted by solver, missed by PGD", str(len(missed))))
+    if reused:
+        rows.append(("reused from the store", f"{reused} verdict(s)"))
     rows.append(("time", f"{stats['time_s']:.1f} s"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
@@ -272,11 +365,11 @@ def _print_summary(
 class _ProgressBar:
     """A tqdm bar over points on stderr with running verdict counts."""
 
-    def __init__(self, total: int, disabled: bool) -> None:
+    def __init__(self, total: int, disabled: bool, label: str = "verify") -> None:
         from tqdm import tqdm
 
         self._bar = tqdm(
-            total=total, unit="pt", file=sys.stderr, disable=disabled, desc="verify", leave=False
+            total=total, unit="pt", file=sys.stderr, disable=disabled, desc=label, leave=False
         )
         self._counts = {"holds": 0, "violated": 0, "unknown": 0}
 

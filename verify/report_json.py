@@ -83,6 +83,11 @@ def to_json(result: RunResult, version: str) -> dict[str, Any]:
     }
 
 
+def sweep_document(documents: list[dict[str, Any]], version: str) -> dict[str, Any]:
+    """Several runs of one property at different ε, in one file."""
+    return {"tool": "robustprop", "version": version, "kind": "sweep", "runs": documents}
+
+
 def write_json(path: Path, document: dict[str, Any]) -> None:
     """Write atomically: a killed run never leaves a half-written report."""
     path.parent.mkdir(parents=True, exist_ok=True)

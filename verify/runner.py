@@ -14,6 +14,7 @@ confirmed attack or sample violation; every ``violated`` carries a witness.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -33,6 +34,7 @@ from verify.point_query import Query, choose_backend
 from verify.points import Points, PointSelection, domain_from_metadata, load_points
 from verify.pool import WorkerPool, WorkerSpec
 from verify.replay import Replayer
+from verify.store import Store, is_reusable, point_key, property_key
 from verify.torch_net import to_torch
 from verify.verdict import Stage, Status, Verdict
 
@@ -57,6 +59,7 @@ class RunConfig:
     samples: int = 1000
     seed: int = 0
     domain: Domain | None = None  # None: from the model's metadata, else [0, 1]
+    store_path: Path | None = None  # None: no store (``--no-cache``)
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +82,7 @@ class RunResult:
     points: tuple[PointResult, ...]
     breaches: tuple[str, ...]
     time_s: float
+    reused: int = 0
 
     @property
     def counts(self) -> dict[str, int]:
@@ -144,6 +148,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
 
     backend = choose_backend(config.backend, network)
     results: dict[int, PointResult] = {}
+    reused = 0
 
     def finish(i: int) -> None:
         results[i] = PointResult(
@@ -161,12 +166,9 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
         for i in sorted(verdicts):
             finish(i)
         open_queries = [Query(i, negations[i]) for i in range(len(points.x)) if i not in verdicts]
-        if open_queries:
-            spec = WorkerSpec(config.model_path, backend.value)
-            with WorkerPool(spec, config.jobs) as pool:
-                for query, verdict in pool.map(open_queries, config.timeout_s):
-                    verdicts[query.index] = verdict
-                    finish(query.index)
+        reused = _decide_open(
+            open_queries, config, network, backend.value, points, verdicts, finish
+        )
     else:
         for i in range(len(points.x)):
             finish(i)
@@ -183,8 +185,57 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     for breach in breaches:
         log.error("invariant broken: %s", breach)
     return RunResult(
-        config, network, backend.value, ordered, tuple(breaches), time.monotonic() - start
+        config, network, backend.value, ordered, tuple(breaches), time.monotonic() - start, reused
     )
+
+
+def _decide_open(
+    queries: list[Query],
+    config: RunConfig,
+    network: Network,
+    backend: str,
+    points: Points,
+    verdicts: dict[int, Verdict],
+    finish: Callable[[int], None],
+) -> int:
+    """Exact verdicts for ``queries``: from the store where it has them, else from workers.
+
+    Returns how many came from the store. Each new verdict is stored as soon as it arrives.
+    """
+    with contextlib.ExitStack() as stack:
+        store = None if config.store_path is None else stack.enter_context(Store(config.store_path))
+        prop_key = property_key(config.prop.name, config.prop.params(), config.tau)
+        keys = {q.index: point_key(points.x[q.index], int(points.y[q.index])) for q in queries}
+        todo: list[Query] = []
+        for q in queries:
+            hit = None
+            if store is not None:
+                hit = store.lookup(
+                    network.sha256, prop_key, keys[q.index], backend, config.timeout_s
+                )
+            if hit is None:
+                todo.append(q)
+            else:
+                verdicts[q.index] = hit
+                finish(q.index)
+        reused = len(queries) - len(todo)
+        if reused:
+            log.info("reused %d stored verdict(s) from %s", reused, config.store_path)
+        if todo:
+            with WorkerPool(WorkerSpec(config.model_path, backend), config.jobs) as pool:
+                for query, verdict in pool.map(todo, config.timeout_s):
+                    verdicts[query.index] = verdict
+                    if store is not None and is_reusable(verdict):
+                        store.put(
+                            network.sha256,
+                            prop_key,
+                            keys[query.index],
+                            backend,
+                            config.timeout_s,
+                            verdict,
+                        )
+                    finish(query.index)
+        return reused
 
 
 def raise_metric(metric: str) -> None:
