@@ -200,14 +200,21 @@ def _adam(model: nn.Module, lr: float, capturable: bool) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=lr)
 
 
-def _make_capturable(optimizer: torch.optim.Optimizer) -> None:
-    """After ``load_state_dict`` of a non-capturable state: the form CUDA graphs need."""
+def _set_capturable(optimizer: torch.optim.Optimizer, capturable: bool) -> None:
+    """After ``load_state_dict``: the ``capturable`` flag and step tensors of this run.
+
+    A checkpoint from a CUDA-graph run carries ``capturable=True`` and device step counters;
+    one from an eager run the opposite. Adam keeps the step on the parameter's device exactly
+    when capturable.
+    """
     for group in optimizer.param_groups:
-        group["capturable"] = True
+        group["capturable"] = capturable
         for param in group["params"]:
-            step = optimizer.state.get(param, {}).get("step")
+            state = optimizer.state.get(param, {})
+            step = state.get("step")
             if isinstance(step, Tensor):
-                optimizer.state[param]["step"] = step.to(param.device, torch.float32)
+                where = param.device if capturable else torch.device("cpu")
+                state["step"] = step.to(where, torch.float32)
 
 
 def _check_resumable(
@@ -284,8 +291,7 @@ def train(
         _check_resumable(state, config, train_data, n_classes, files.checkpoint)
         model.load_state_dict(state.model_state)
         optimizer.load_state_dict(state.optimizer_state)
-        if graphs:
-            _make_capturable(optimizer)
+        _set_capturable(optimizer, graphs)
         shuffle.set_state(state.shuffle_rng)
         if state.sampling_device == device.type:
             sampling.set_state(state.sampling_rng)

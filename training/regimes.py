@@ -82,6 +82,11 @@ class Regime(ABC):
     #: Which optional statistics the regime reports (others are logged as null).
     reports: ClassVar[frozenset[str]] = frozenset()
 
+    @property
+    def capturable(self) -> bool:
+        """Whether :meth:`batch` runs without host synchronisation (CUDA-graph capture)."""
+        return True
+
     @abstractmethod
     def region(self, x: Tensor) -> Region | None:
         """The region the sampler searches around each row of ``x`` (``None``: no sampling)."""
@@ -288,6 +293,11 @@ class Constraint(Regime):
     alpha: float
     beta: float
     pgd: PGDConfig
+
+    @property
+    def capturable(self) -> bool:
+        # reference="label" validates the labels of every batch on the host.
+        return self.prop.reference == "output"
 
     def region(self, x: Tensor) -> Region | None:
         return self.prop.region(x, self.domain)

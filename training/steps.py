@@ -12,8 +12,10 @@ as the eager one, with one difference in where the region's bounds come from: a 
 the whole training set is computed once and its rows are gathered (the bounds are per row, so
 the values are those of a region built on the batch). The sampling generator is registered
 with the graph, so every replay draws fresh random starts. :data:`WARMUP` steps run eagerly on
-a side stream first (real steps, as CUDA graphs require); partial batches run eagerly. If
-capture fails, the runner restores the state from before the attempt, logs why, and stays eager.
+a side stream first (real steps, as CUDA graphs require); partial batches run eagerly. Regimes
+that synchronise with the host (``Regime.capturable`` false: the constraint regime with
+``reference="label"``) run eagerly. If capture fails, the runner restores the state from before
+the attempt, logs why, and stays eager.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class StepRunner:
         self.generator = generator
         self.batch_size = batch_size
         self.totals = torch.zeros(len(STATS), dtype=torch.float64, device=x.device)
-        self._graphs = graphs and x.device.type == "cuda"
+        self._graphs = graphs and x.device.type == "cuda" and regime.capturable
         self._warm = 0
         self._graph: Any = None  # torch.cuda.CUDAGraph once captured
         self._static: tuple[Any, ...] = ()  # tensors the graph reads and writes; keep alive

@@ -293,10 +293,12 @@ def command(
         result.model, output, train_data.n_inputs, metadata, test_data.x[:PARITY_POINTS]
     )
     last = result.history[-1] if result.history else {}
-    what = config.regime if prop is None else f"{config.regime} {prop.name} {prop.params()}"
+    what = config.regime if config.sampler is None else f"{config.regime} ({config.sampler})"
+    if prop is not None:
+        what += f" {prop.name} {json.dumps(prop.params())}"
     click.echo(
-        f"trained {config.arch} on {len(train_data)} {train_data.name} rows: {what}, "
-        f"{result.epochs_done} epochs on {options.device} ({result.step_mode})"
+        f"trained {config.arch} on {len(train_data)} {train_data.name} rows: {what}; "
+        f"epochs: {result.epochs_done}, on {options.device} ({result.step_mode})"
     )
     if last:
         sat = last.get("sat_fraction")

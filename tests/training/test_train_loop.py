@@ -216,3 +216,16 @@ def test_constraint_training_lowers_the_constraint_loss(
     assert lc_constraint < 0.25 * lc_baseline  # ~0.003 measured
     # ... without giving up accuracy on this easy slice.
     assert constraint.history[-1]["test_acc"] > 0.5  # type: ignore[operator]
+
+
+def test_resume_on_cpu_from_a_cuda_graph_checkpoint(
+    data: tuple[Dataset, Dataset], tmp_path: Path
+) -> None:
+    """A CUDA-graph run saves a capturable Adam state; an eager run must still resume it."""
+    _train(_config(epochs=1), data, tmp_path)
+    raw = torch.load(tmp_path / "m.ckpt", weights_only=True)
+    for group in raw["training"]["optimizer"]["param_groups"]:
+        group["capturable"] = True
+    torch.save(raw, tmp_path / "m.ckpt")
+    resumed = _train(_config(epochs=2), data, tmp_path, resume=True)
+    assert resumed.epochs_done == 2
