@@ -330,6 +330,11 @@ def train(
         _write_log(files.log, history)
 
     if not options.resume:
+        if files.checkpoint.exists():
+            logger.warning(
+                "starting afresh over the existing checkpoint %s (resume to continue it instead)",
+                files.checkpoint,
+            )
         save(0)
     regime = make_regime(config)
     x_train = _as_tensor(train_data.x, device)
