@@ -28,6 +28,7 @@ import numpy as np
 from properties.errors import InputError
 from properties.spec import Atom, Disjunct, FloatArray, Negation
 from verify.backends.base import BackendName, SolverOutcome, Status, get_backend, group_by_box
+from verify.falsify import FalsifyConfig, falsify
 from verify.isolation import Failure, run_isolated
 from verify.network import Network, check_against_onnxruntime, network_from_bytes
 from verify.replay import Replay, Replayer
@@ -216,8 +217,13 @@ def check_vnnlib(
     backend: BackendName = BackendName.MARABOU,
     timeout_s: float = 60.0,
     isolate: bool = True,
+    attack: bool = True,
 ) -> VnnlibResult:
-    """Load the network, parse the property, check the IR on the property's box, decide."""
+    """Load the network, parse the property, check the IR on the property's box, decide.
+
+    With ``attack``, a short PGD search on the IR (:mod:`verify.falsify`, at most 10% of the
+    budget, 2 s) runs first; its points count only after onnxruntime replay, like solver points.
+    """
     start = time.monotonic()
     path = Path(net_path)
     try:
@@ -239,6 +245,20 @@ def check_vnnlib(
     upper = np.max([d.upper for d in prop.negation.disjuncts], axis=0)
     check_against_onnxruntime(network, data, lower, upper)
     replayer = Replayer(data, source=str(path))
+    if attack:
+        config = FalsifyConfig(time_s=min(2.0, 0.1 * timeout_s))
+        for x in falsify(network, prop.negation, config):
+            replay = replayer.replay(x, prop.negation)
+            if replay.confirmed:
+                return VnnlibResult(
+                    "sat",
+                    replay.x,
+                    replay.y32,
+                    "found by the PGD search on the IR; witness confirmed by onnxruntime",
+                    time.monotonic() - start,
+                    None,
+                )
+            log.info("PGD candidate failed replay: %s", replay.note)
     remaining = timeout_s - (time.monotonic() - start)
     decision = decide(
         network, prop.negation, replayer, backend=backend, timeout_s=remaining, isolate=isolate

@@ -13,6 +13,7 @@ is possible, so that both evaluations see exactly the point that is reported.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +38,9 @@ log = logging.getLogger(__name__)
 class Replay:
     """Outcome of replaying one point.
 
-    ``x``: the replayed point (projected into the box of ``disjunct``); ``y32``: onnxruntime on
-    the model as is; ``y64``: float64 evaluation (``float64_source`` says by what);
+    ``x``: the replayed point; ``disjunct``: the first disjunct that holds at ``x`` for both
+    evaluations (when not confirmed: the one whose box ``x`` was projected into); ``y32``:
+    onnxruntime on the model as is; ``y64``: float64 evaluation (``float64_source`` says by what);
     ``confirmed``: both evaluations satisfy the negation at ``x``; ``moved``: max-norm distance
     between the given point and ``x``; ``note``: why a point was not confirmed, or caveats.
     """
@@ -130,7 +132,7 @@ class Replayer:
                 y32=y32,
                 y64=y64,
                 confirmed=ok32 and ok64,
-                disjunct=index,
+                disjunct=_holding_disjunct(negation, xp, y32, y64, default=index),
                 moved=moved,
                 float64_source=self.float64_source,
                 note="; ".join(notes),
@@ -141,6 +143,16 @@ class Replayer:
                 best = result
         assert best is not None  # a Negation has at least one disjunct
         return best
+
+
+def _holding_disjunct(
+    negation: Negation, x: FloatArray, y32: FloatArray, y64: FloatArray, *, default: int
+) -> int:
+    for k, d in enumerate(negation.disjuncts):
+        single = dataclasses.replace(negation, disjuncts=(d,))
+        if single.is_satisfied_by(x, y32) and single.is_satisfied_by(x, y64):
+            return k
+    return default
 
 
 def replay_witness(
