@@ -221,7 +221,7 @@ def check_vnnlib(
 ) -> VnnlibResult:
     """Load the network, parse the property, check the IR on the property's box, decide.
 
-    With ``attack``, a short PGD search on the IR (:mod:`verify.falsify`, at most 10% of the
+    With ``attack``, a short PGD search on the IR (:mod:`verify.falsify`, at most 5% of the
     budget, 2 s) runs first; its points count only after onnxruntime replay, like solver points.
     """
     start = time.monotonic()
@@ -246,7 +246,7 @@ def check_vnnlib(
     check_against_onnxruntime(network, data, lower, upper)
     replayer = Replayer(data, source=str(path))
     if attack:
-        config = FalsifyConfig(time_s=min(2.0, 0.1 * timeout_s))
+        config = FalsifyConfig(time_s=min(2.0, 0.05 * timeout_s))
         for x in falsify(network, prop.negation, config):
             replay = replayer.replay(x, prop.negation)
             if replay.confirmed:

@@ -193,7 +193,11 @@ class OnnxRunner:
         # Initializers listed as inputs (ACAS Xu, tf2onnx) appear here too; the real input is
         # the first one without an initializer, which onnxruntime lists first.
         self._input = real_inputs[0]
-        self._dtype = np.float64 if "double" in self._input.type else np.float32
+        kinds: dict[str, type[np.floating[Any]]] = {
+            "tensor(double)": np.float64,
+            "tensor(float16)": np.float16,
+        }
+        self._dtype = kinds.get(self._input.type, np.float32)
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in self._input.shape]
         self._shape = tuple(shape)
         self.source = source
