@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 Array = npt.NDArray[Any]
 
+# Largest dense map (entries) the reader folds Conv / broadcasts into: 400 MB of float64.
+_MAX_DENSE = 50_000_000
+
 # Relative slack added to interval bounds so that float64 rounding never makes them unsound.
 _BOUND_SLACK = 1e-9
 
@@ -384,6 +387,11 @@ class _GraphReader:
         inp = real_inputs[0]
         in_shape = self._value_shape(inp, "input")
         n = math.prod(in_shape)
+        if n * n > _MAX_DENSE:
+            raise InputError(
+                f"{self.source}: input {inp.name!r} has {n} values; at most "
+                f"{math.isqrt(_MAX_DENSE)} are supported"
+            )
         self.values[inp.name] = _Sym(
             A=np.eye(n).reshape((n, *in_shape)), c=np.zeros(in_shape), epoch=0
         )
@@ -456,8 +464,17 @@ class _GraphReader:
             return
         self.layers.append(Affine(W=np.ascontiguousarray(W, dtype=np.float64), b=b.copy()))
 
+    def _check_dense(self, rows: int, shape: tuple[int, ...], what: str) -> None:
+        entries = rows * math.prod(shape)
+        if entries > _MAX_DENSE:
+            raise self.fail(
+                f"{what} would need a dense {rows} x {math.prod(shape)} matrix "
+                f"({entries:.3g} entries, at most {_MAX_DENSE:.3g} supported)"
+            )
+
     def _nonlinear(self, sym: _Sym, layer: Relu | Clip) -> _Sym:
         self._current(sym)
+        self._check_dense(math.prod(sym.shape), sym.shape, "the layer after this nonlinearity")
         self._emit_affine(sym)
         self.layers.append(layer)
         self.epoch += 1
@@ -728,6 +745,9 @@ class _GraphReader:
             shape = tuple(np.broadcast_shapes(shape_a, shape_b))
         except ValueError as err:
             raise self.fail(f"shapes {list(shape_a)} and {list(shape_b)} do not broadcast") from err
+        sym = a if isinstance(a, _Sym) else b
+        assert isinstance(sym, _Sym)
+        self._check_dense(sym.A.shape[0], shape, "this broadcast")
         if isinstance(a, _Sym) and isinstance(b, _Sym):
             self._current(a, b)
             sa, sb = self._broadcast(a, shape), self._broadcast(b, shape)
@@ -861,6 +881,9 @@ class _GraphReader:
         if len(shape) != W.ndim:
             raise self.fail(f"Conv input of shape {list(shape)} with weight {list(W.shape)}")
         conv = _ConvSpec.from_attrs(attrs, shape, W.shape, self.fail)
+        if isinstance(x, _Sym):
+            out_shape = (shape[0], W.shape[0], *conv.out_spatial)
+            self._check_dense(x.A.shape[0], out_shape, "folding this Conv into an affine map")
         if isinstance(x, _Sym):
             out = self._apply(x, lambda t: conv.apply(t, W))
             if bias is not None:

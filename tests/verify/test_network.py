@@ -356,3 +356,10 @@ def test_interval_bounds_contain_sampled_outputs() -> None:
     for layer, (blo, bhi) in zip(net.layers, bounds, strict=True):
         h = dataclasses.replace(net, layers=(layer,), n=h.shape[1]).evaluate(h)
         assert np.all(h >= blo) and np.all(h <= bhi)
+
+
+def test_too_large_conv_is_refused_by_name() -> None:
+    nodes = [helper.make_node("Conv", ["x", "W"], ["y"], name="big_conv", pads=[1, 1, 1, 1])]
+    data = model(nodes, inits=[tensor("W", np.ones((64, 3, 3, 3)))], in_shape=(1, 3, 32, 32))
+    with pytest.raises(InputError, match="dense .* matrix .* at node 'big_conv'"):
+        network_from_bytes(data)
