@@ -361,5 +361,5 @@ def test_interval_bounds_contain_sampled_outputs() -> None:
 def test_too_large_conv_is_refused_by_name() -> None:
     nodes = [helper.make_node("Conv", ["x", "W"], ["y"], name="big_conv", pads=[1, 1, 1, 1])]
     data = model(nodes, inits=[tensor("W", np.ones((64, 3, 3, 3)))], in_shape=(1, 3, 32, 32))
-    with pytest.raises(InputError, match="dense .* matrix .* at node 'big_conv'"):
+    with pytest.raises(InputError, match=r"dense .* matrix .* at node 'big_conv'"):
         network_from_bytes(data)
