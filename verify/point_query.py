@@ -16,6 +16,7 @@ import numpy as np
 from properties.spec import FloatArray, Negation
 from verify.backends.base import BackendName, get_backend
 from verify.decide import decide
+from verify.lr_local import analyse
 from verify.network import Affine, Network
 from verify.replay import Replayer
 from verify.scr import ScrSettings, decide_scr
@@ -62,9 +63,15 @@ class PointDecider:
         start = time.monotonic()
         if query.negation.softmax is not None:
             return self._decide_scr(query.negation, start, start + timeout_s)
+        negation = query.negation
+        if negation.distance is not None:
+            local = self._local_lr(negation, start)
+            if isinstance(local, Verdict):
+                return local
+            negation = local
         decision = decide(
             self.network,
-            query.negation,
+            negation,
             self.replayer,
             backend=self.backend,
             timeout_s=timeout_s,
@@ -93,6 +100,36 @@ class PointDecider:
             elapsed,
             reason=decision.reason,
             queries=n_queries,
+        )
+
+    def _local_lr(self, negation: Negation, start: float) -> Negation | Verdict:
+        """LR's small ball decided by linear algebra (:mod:`verify.lr_local`); the rest as a
+        negation for the solver, or the verdict if the small ball already has a violation."""
+        center = negation.distance.center if negation.distance is not None else None
+        assert center is not None
+        local = analyse(self.network, negation, self.network.evaluate(center)[0])
+        if local is None or local.outer is not None:
+            return negation if local is None or local.outer is None else local.outer
+        if local.witness is None:
+            return negation  # no stable radius: the solver gets the whole region
+        replay = self.replayer.replay(local.witness, negation)
+        elapsed = time.monotonic() - start
+        if replay.confirmed:
+            return Verdict(
+                Status.VIOLATED,
+                Stage.SOLVER,
+                "linear",
+                elapsed,
+                reason=f"violated within the linear ball of radius {local.d0:.3g}",
+                witness=replay.x,
+                witness_output=replay.y64,
+            )
+        return Verdict(
+            Status.UNKNOWN,
+            Stage.NONE,
+            "linear",
+            elapsed,
+            reason=f"a violation within radius {local.d0:.3g} of the center did not replay",
         )
 
     def _decide_scr(self, negation: Negation, start: float, deadline: float) -> Verdict:
