@@ -1,6 +1,8 @@
 """Feed-forward ONNX networks as a piecewise-linear IR: affine maps, ReLU and Clip.
 
-:func:`load_network` reads any sequential ONNX graph built from the ops in ``_SUPPORTED`` into a
+:func:`load_network` reads any sequential ONNX graph built from the ops in ``_HANDLERS`` (Gemm,
+MatMul, Add, Sub, Mul, Div, Neg, Relu, Clip, Conv, BatchNormalization, Flatten, Reshape, Squeeze,
+Unsqueeze, Transpose, Identity, Dropout, Constant, and Shape/Gather/Concat/Cast on constants) into a
 :class:`Network` (a tuple of :class:`Affine`, :class:`Relu` and :class:`Clip` layers over the
 flattened input) and checks the IR against onnxruntime before returning it.
 

@@ -68,13 +68,14 @@ class _List:
 
 _Node = _Tok | _List
 
-# A literal of the formula: ("x", index, is_upper, value) for input bounds,
-# ("y", Atom) for output constraints.
-_XLit = tuple[int, bool, float]  # (index, is_upper_bound, value)
+# An input bound: (index, is_upper_bound, value).
+_XLit = tuple[int, bool, float]
 
 
 @dataclass
 class _Conj:
+    """One conjunction of the DNF: input bounds and output atoms."""
+
     xs: list[_XLit]
     ys: list[Atom]
 
