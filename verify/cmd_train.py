@@ -235,10 +235,16 @@ def command(
 
     if output.is_dir():
         raise InputError(f"{output}: is a directory, expected an output file name")
-    if not output.parent.is_dir():
-        raise InputError(f"{output}: directory {output.parent} does not exist")
+    if output.parent.exists() and not output.parent.is_dir():
+        raise InputError(f"{output}: {output.parent} is not a directory")
     if eps is not None and eps <= 0:
         raise InputError(f"--eps must be > 0, got {eps}")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(
+            f"{output}: cannot create {output.parent} ({err.strerror or err})"
+        ) from err
     params = {"delta": delta, "lipschitz": lipschitz, "eta": eta, "reference": reference}
     prop = _property(prop_name, regime, eps, params)
     flags = _Flags(

@@ -160,7 +160,15 @@ def test_missing_files_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "train-images-idx3-ubyte.gz: no such file" in result.stderr
     result = runner.invoke(cli, [*args, "--dataset", str(tmp_path / "absent.npz")])
     assert result.exit_code == 2 and "absent.npz" in result.stderr
+    (tmp_path / "file").write_text("not a folder")
     result = runner.invoke(
-        cli, ["train", *QUICK, "--regime", "baseline", "-o", str(tmp_path / "no" / "m.onnx")]
+        cli, ["train", *QUICK, "--regime", "baseline", "-o", str(tmp_path / "file" / "m.onnx")]
     )
-    assert result.exit_code == 2 and "does not exist" in result.stderr
+    assert result.exit_code == 2 and "is not a directory" in result.stderr
+
+
+def test_output_folder_is_created(tmp_path: Path) -> None:
+    out = tmp_path / "new" / "deeper" / "m.onnx"
+    result = CliRunner().invoke(cli, ["train", *QUICK, "--regime", "baseline", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
