@@ -39,8 +39,11 @@ def _args(data: Path, out: Path, store: Path, points: int) -> list[str]:
 
 
 def _rows(store: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(store) as db:
-        return db.execute("SELECT point, status FROM verdicts ORDER BY point").fetchall()
+    try:
+        with sqlite3.connect(store) as db:
+            return db.execute("SELECT point, status FROM verdicts ORDER BY point").fetchall()
+    except sqlite3.OperationalError:  # the run has not created its schema yet
+        return []
 
 
 def test_rerun_reuses_stored_verdicts(tmp_path: Path) -> None:
@@ -62,13 +65,16 @@ def test_sigkill_mid_run_then_resume_completes(tmp_path: Path) -> None:
     data, store = _points(tmp_path, n), tmp_path / "s.sqlite"
     cmd = [sys.executable, "-m", "verify.cli", *_args(data, tmp_path / "a.json", store, n)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if store.exists() and len(_rows(store)) >= 3:
-            break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if store.exists() and len(_rows(store)) >= 3:
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
     before = _rows(store)
     assert len(before) >= 3, "the run stored nothing before it was killed"
     if len(before) == n:
