@@ -1,0 +1,46 @@
+"""VNN-LIB export: our own reader reads back the same query, and the answers agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from properties import Domain, make_property
+from properties.errors import InputError
+from verify.vnnlib import parse_vnnlib
+from verify.vnnlib_write import vnnlib_text, write_vnnlib
+
+NET = Path(__file__).parent / "golden" / "golden.onnx"
+CENTER = np.array([0.8, 0.2])
+Y = np.array([6.0, 0.0, 0.5])
+
+
+@pytest.mark.parametrize(("name", "params"), [("sr", {"delta": 1.5}), ("cr", {"eps": 0.35})])
+def test_round_trip(name: str, params: dict[str, float]) -> None:
+    negation = make_property(name, **params).negation(CENTER, Y, 0, Domain())
+    back = parse_vnnlib(vnnlib_text(negation), 2, 3).negation
+    assert back is not None
+    assert len(back.disjuncts) == len(negation.disjuncts)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        x = rng.random(2)
+        y = rng.normal(size=3) * 5
+        assert back.is_satisfied_by(x, y) == negation.is_satisfied_by(x, y)
+
+
+def test_exported_file_is_decided_like_the_run(tmp_path: Path) -> None:
+    from verify.decide import check_vnnlib
+
+    spec = tmp_path / "cr.vnnlib"
+    write_vnnlib(make_property("cr", eps=0.35).negation(CENTER, Y, 0, Domain()), spec)
+    assert check_vnnlib(NET, spec, timeout_s=20, isolate=False).status == "sat"
+    write_vnnlib(make_property("cr", eps=0.1).negation(CENTER, Y, 0, Domain()), spec)
+    assert check_vnnlib(NET, spec, timeout_s=20, isolate=False).status == "unsat"
+
+
+@pytest.mark.parametrize("name", ["lr", "scr"])
+def test_non_linear_queries_are_refused_with_a_reason(name: str) -> None:
+    with pytest.raises(InputError, match=r"no VNN-LIB 1\.0 form"):
+        vnnlib_text(make_property(name).negation(CENTER, Y, 0, Domain()))
