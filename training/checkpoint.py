@@ -24,7 +24,14 @@ from properties.errors import InputError
 from training.cache import atomic_write
 from training.models import build_model
 
-__all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "field",
+    "load_checkpoint",
+    "read_payload",
+    "save_checkpoint",
+    "write_payload",
+]
 
 FORMAT: Final = "robustprop-checkpoint"
 VERSION: Final = 1
@@ -76,8 +83,13 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "metadata": dict(metadata),
     }
+    write_payload(path, payload)
+
+
+def write_payload(path: Path, payload: Mapping[str, Any]) -> None:
+    """``torch.save`` ``payload`` to ``path`` atomically (the previous file survives a crash)."""
     buffer = io.BytesIO()
-    torch.save(payload, buffer)
+    torch.save(dict(payload), buffer)
 
     def write(handle: IO[bytes]) -> None:
         handle.write(buffer.getbuffer())
@@ -90,11 +102,26 @@ def save_checkpoint(
         raise InputError(f"{path}: cannot write checkpoint ({err})") from err
 
 
-def _field(raw: Mapping[str, Any], key: str, kind: type, path: Path) -> Any:
+def read_payload(path: Path) -> Any:
+    """``torch.load`` with ``weights_only=True``; any failure is an InputError naming ``path``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    # torch.load raises many types on foreign or damaged bytes (UnpicklingError,
+    # RuntimeError from the zip reader, EOFError, UnicodeDecodeError, ...); none of them is a
+    # fault of ours, so every one is reported as a bad input file.
+    except Exception as err:
+        summary = " ".join(str(err).split())[:300]
+        raise InputError(f"{path}: not a readable robustprop checkpoint ({summary})") from err
+
+
+def field(
+    raw: Mapping[str, Any], key: str, kind: type, path: Path, what: str = "checkpoint"
+) -> Any:
+    """``raw[key]`` if it is a ``kind`` (bools are not ints), else an InputError naming it."""
     value = raw.get(key)
     if not isinstance(value, kind) or isinstance(value, bool):
         raise InputError(
-            f"{path}: checkpoint field {key!r} must be {kind.__name__}, got {type(value).__name__}"
+            f"{path}: {what} field {key!r} must be {kind.__name__}, got {type(value).__name__}"
         )
     return value
 
@@ -103,28 +130,21 @@ def load_checkpoint(path: Path) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint` (no code is unpickled)."""
     if not path.is_file():
         raise InputError(f"{path}: no such checkpoint file")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    # torch.load raises many types on foreign or damaged bytes (UnpicklingError,
-    # RuntimeError from the zip reader, EOFError, UnicodeDecodeError, ...); none of them is a
-    # fault of ours, so every one is reported as a bad input file.
-    except Exception as err:
-        summary = " ".join(str(err).split())[:300]
-        raise InputError(f"{path}: not a readable robustprop checkpoint ({summary})") from err
+    raw = read_payload(path)
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise InputError(f"{path}: not a robustprop checkpoint (no format tag {FORMAT!r})")
     if raw.get("version") != VERSION:
         raise InputError(f"{path}: unsupported checkpoint version {raw.get('version')!r}")
-    state = _field(raw, "state_dict", dict, path)
-    metadata = _field(raw, "metadata", dict, path)
+    state = field(raw, "state_dict", dict, path)
+    metadata = field(raw, "metadata", dict, path)
     if not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(f"{path}: checkpoint state_dict holds non-tensor values")
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise InputError(f"{path}: checkpoint metadata must map str to str")
     return Checkpoint(
-        arch=_field(raw, "arch", str, path),
-        n_inputs=_field(raw, "n_inputs", int, path),
-        n_classes=_field(raw, "n_classes", int, path),
+        arch=field(raw, "arch", str, path),
+        n_inputs=field(raw, "n_inputs", int, path),
+        n_classes=field(raw, "n_classes", int, path),
         state_dict=state,
         metadata=metadata,
         path=path,

@@ -16,18 +16,16 @@ interrupted run keeps the previous epoch's file.
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
 import torch
 from torch import nn
 
 from properties.errors import InputError
-from training.cache import atomic_write
-from training.checkpoint import FORMAT, VERSION
+from training.checkpoint import FORMAT, VERSION, field, read_payload, write_payload
 
 __all__ = ["TrainingState", "load_training_state", "save_training_state"]
 
@@ -90,40 +88,18 @@ def save_training_state(path: Path, model: nn.Module, state: TrainingState) -> N
             "history": json.dumps(list(state.history)),
         },
     }
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-
-    def write(handle: IO[bytes]) -> None:
-        handle.write(buffer.getbuffer())
-
-    if not path.parent.is_dir():
-        raise InputError(f"{path}: directory {path.parent} does not exist")
-    try:
-        atomic_write(path, write)
-    except OSError as err:
-        raise InputError(f"{path}: cannot write checkpoint ({err})") from err
+    write_payload(path, payload)
 
 
 def _get(raw: dict[str, Any], key: str, kind: type, path: Path) -> Any:
-    value = raw.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise InputError(
-            f"{path}: training state field {key!r} must be {kind.__name__}, "
-            f"got {type(value).__name__}"
-        )
-    return value
+    return field(raw, key, kind, path, "training state")
 
 
 def load_training_state(path: Path) -> TrainingState:
     """Read a file written by :func:`save_training_state`; :class:`InputError` if it is not one."""
     if not path.is_file():
         raise InputError(f"{path}: no checkpoint to resume from")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    # torch.load raises many types on foreign or damaged bytes; all mean "not our file".
-    except Exception as err:
-        summary = " ".join(str(err).split())[:300]
-        raise InputError(f"{path}: not a readable robustprop checkpoint ({summary})") from err
+    raw = read_payload(path)
     if not isinstance(raw, dict) or raw.get("format") != FORMAT or raw.get("version") != VERSION:
         raise InputError(f"{path}: not a robustprop checkpoint")
     training = raw.get("training")
