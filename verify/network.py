@@ -539,10 +539,40 @@ class _GraphReader:
             raise self.fail(f"unsupported ONNX op '{node.op_type}'")
         attrs = self._attrs(node)
         inputs = list(node.input)
-        outputs = handler(self, node, inputs, attrs)
+        self._check_finite(node, inputs)
+        try:
+            outputs = handler(self, node, inputs, attrs)
+        except InputError:
+            raise
+        # numpy's answer to operands that do not fit (shapes, axes, indices, dtypes): the
+        # model is inconsistent, which is the user's input, not our fault.
+        except (ValueError, IndexError, TypeError) as err:
+            summary = " ".join(str(err).split())
+            raise self.fail(
+                f"op '{node.op_type}' cannot be applied to its operands ({summary})"
+            ) from err
         for name, value in zip(node.output, outputs, strict=False):
             if name:
                 self.values[name] = value
+
+    def _check_finite(self, node: onnx.NodeProto, inputs: list[str]) -> None:
+        """Refuse NaN or infinite constant operands (weights, biases); only Clip's bounds
+        may be infinite (a missing bound)."""
+        for position, name in enumerate(inputs):
+            if not name or (node.op_type == "Clip" and position > 0):
+                continue
+            value = self.values.get(name)
+            if value is None or isinstance(value, _Sym):
+                continue
+            array = np.asarray(value)
+            if array.dtype.kind not in "fc":
+                continue
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            if bad:
+                raise self.fail(
+                    f"operand {name!r} of op '{node.op_type}' has {bad} non-finite "
+                    "value(s) (NaN or inf)"
+                )
 
     def _all_const(self, inputs: Sequence[str]) -> bool:
         return all(not isinstance(self.values.get(i), _Sym) for i in inputs if i)
@@ -589,6 +619,8 @@ class _GraphReader:
                 lo = float(self._const(inputs[1], "Clip min").reshape(-1)[0])
             if len(inputs) > 2 and inputs[2]:
                 hi = float(self._const(inputs[2], "Clip max").reshape(-1)[0])
+        if math.isnan(lo) or math.isnan(hi):
+            raise self.fail(f"Clip bound is NaN (min {lo}, max {hi})")
         if lo > hi:
             raise self.fail(f"Clip min {lo} exceeds max {hi}")
         x = self._get(inputs[0])
