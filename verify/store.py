@@ -63,28 +63,47 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        if path.is_dir():
+            raise InputError(f"--store {path}: is a directory, expected a file")
+        folder = next((p for p in path.parents if p.exists()), None)
+        if folder is not None and not folder.is_dir():
+            raise InputError(f"--store {path}: {folder} is a file, not a folder")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                self._db.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif row[0] != str(SCHEMA_VERSION):
-                self._db.close()
-                raise InputError(
-                    f"--store {path}: schema version {row[0]}, this robustprop uses "
-                    f"{SCHEMA_VERSION}; choose another --store or delete the file"
-                )
         except sqlite3.DatabaseError as err:
             raise InputError(f"--store {path}: not a usable SQLite store ({err})") from err
         except OSError as err:
             raise InputError(f"--store {path}: cannot open ({err.strerror or err})") from err
+        try:
+            # Read the version before writing anything: a store of another version is
+            # refused untouched (no WAL switch, no new tables).
+            self._check_version()
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        except InputError:
+            self._db.close()
+            raise
+        except sqlite3.DatabaseError as err:
+            self._db.close()
+            raise InputError(f"--store {path}: not a usable SQLite store ({err})") from err
+
+    def _check_version(self) -> None:
+        has_meta = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if has_meta is None:
+            return
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is not None and row[0] != str(SCHEMA_VERSION):
+            raise InputError(
+                f"--store {self.path}: schema version {row[0]}, this robustprop uses "
+                f"{SCHEMA_VERSION}; choose another --store or delete the file"
+            )
 
     def __enter__(self) -> Store:
         return self
