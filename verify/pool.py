@@ -4,7 +4,9 @@ Each worker loads the network and the onnxruntime sessions once, then decides qu
 over a pipe. The parent enforces each query's timeout (the solver's own limit plus a grace
 period): a worker that hangs past it is killed and replaced, and a worker that crashes
 (segfault, abort, out of memory) is replaced; either way only that query becomes ``unknown``,
-with the reason, and the run goes on.
+with the reason, and the run goes on. A query that fails with an InputError (a missing solver
+package, a query that does not fit the network) stops the run instead: :meth:`WorkerPool.map`
+raises it, because every other query would fail alike.
 """
 
 from __future__ import annotations
@@ -77,6 +79,11 @@ def _worker_main(spec: WorkerSpec, conn: Connection) -> None:
             _inject(spec.fault)
         try:
             verdict = decider.decide(query, timeout_s)
+        except InputError as err:
+            # Bad input, not a hard query: a missing solver package, a query that does not fit
+            # the network. It would fail every query alike, so the run stops with it (exit 2).
+            conn.send(("input-error", query.index, str(err)))
+            continue
         except RobustpropError as err:
             verdict = Verdict(
                 Status.UNKNOWN, Stage.NONE, decider.backend.value, 0.0, reason=f"error: {err}"
@@ -200,6 +207,8 @@ class WorkerPool:
                         del busy[slot]
                         yield query, verdict
                         continue
+                    if kind == "input-error" and index == query.index:
+                        raise InputError(str(verdict))
                 if not worker.process.is_alive():
                     code = worker.process.exitcode
                     log.warning("worker died on point %d (exit code %s)", query.index, code)
