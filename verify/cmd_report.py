@@ -41,9 +41,12 @@ def command(inputs: tuple[Path, ...], output: Path, label_by: str, junit_out: Pa
     and no report is written.
     """
     from verify.cli import _version
-    from verify.report_render import load_runs, report_format, write_report
+    from verify.report_render import check_output_path, load_runs, report_format, write_report
 
     report_format(output)  # reject a bad suffix before reading anything
+    check_output_path("-o", output)
+    if junit_out is not None:  # checked before the report is written: all or nothing
+        check_output_path("--junit", junit_out)
     runs = load_runs(list(inputs), "file" if label_by == "file" else "network")
     figures = write_report(output, runs, list(inputs), _version())
     runs_text = f"{len(runs)} run" + ("" if len(runs) == 1 else "s")

@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from properties.errors import InputError
 from verify.report_render import PointRecord, RunRecord, parse_document
 
 __all__ = ["junit_tree", "write_junit", "write_junit_runs"]
@@ -166,17 +167,27 @@ def junit_tree(runs: Sequence[RunRecord]) -> ET.ElementTree[ET.Element]:
 
 
 def write_junit_runs(path: Path, runs: Sequence[RunRecord]) -> None:
-    """Write ``runs`` as JUnit XML at ``path``, atomically (temporary file, then rename)."""
+    """Write ``runs`` as JUnit XML at ``path``, atomically (temporary file, then rename).
+
+    An unwritable ``path`` is an InputError naming it (``--junit``); nothing is left behind.
+    """
     tree = junit_tree(runs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise InputError(f"--junit {path}: is a directory, expected a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise InputError(f"--junit {path}: cannot write ({err.strerror or err})") from err
     try:
         with os.fdopen(fd, "wb") as handle:
             tree.write(handle, encoding="utf-8", xml_declaration=True)
             handle.write(b"\n")
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise InputError(f"--junit {path}: cannot write ({err.strerror or err})") from err
         raise
 
 

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from properties.errors import InputError
 from verify.runner import RunResult
 from verify.verdict import Status
 
@@ -89,14 +90,25 @@ def sweep_document(documents: list[dict[str, Any]], version: str) -> dict[str, A
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
-    """Write atomically: a killed run never leaves a half-written report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write atomically: a killed run never leaves a half-written report.
+
+    An unwritable ``path`` (a folder, a parent that is a file, a full disk) is an InputError
+    naming it, and leaves nothing behind.
+    """
+    if path.is_dir():
+        raise InputError(f"--json {path}: is a directory, expected a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise InputError(f"--json {path}: cannot write ({err.strerror or err})") from err
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(document, handle, indent=1)
             handle.write("\n")
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise InputError(f"--json {path}: cannot write ({err.strerror or err})") from err
         raise

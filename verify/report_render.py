@@ -522,6 +522,15 @@ def report_format(path: Path) -> Literal["markdown", "html"]:
     raise InputError(f"{path}: the report must end in .md or .html, got {suffix or 'no suffix'!r}")
 
 
+def check_output_path(flag: str, path: Path) -> None:
+    """Refuse an output path that cannot become a file: a folder, or one below a file."""
+    if path.is_dir():
+        raise InputError(f"{flag} {path}: is a directory, expected a file name")
+    folder = next((p for p in path.parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise InputError(f"{flag} {path}: {folder} is a file, not a folder")
+
+
 def write_report(
     out: Path,
     runs: Sequence[RunRecord],
@@ -537,13 +546,17 @@ def write_report(
     from verify import plots, report_md
 
     fmt = report_format(out)
+    check_output_path("-o", out)
     files_name = f"{out.stem}_files"
     final_files = out.parent / files_name
     if final_files.exists() and not final_files.is_dir():
         raise InputError(f"{final_files}: exists and is not a folder; the figures go there")
     groups = sections(runs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    except OSError as err:
+        raise InputError(f"-o {out}: cannot write ({err.strerror or err})") from err
     try:
         staging = tmp / files_name
         staging.mkdir()
