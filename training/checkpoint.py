@@ -50,7 +50,10 @@ class Checkpoint:
 
     def build(self) -> nn.Module:
         """The network of ``arch`` with these weights (CPU, eval mode)."""
-        model = build_model(self.arch, self.n_inputs, self.n_classes)
+        try:
+            model = build_model(self.arch, self.n_inputs, self.n_classes)
+        except InputError as err:  # unknown arch or sizes: name the file they came from
+            raise InputError(f"{self.path}: {err}") from err
         try:
             model.load_state_dict(self.state_dict, strict=True)
         except RuntimeError as err:  # missing/unexpected keys or shape mismatches
