@@ -25,6 +25,11 @@ def _version() -> str:
         return "0+unknown"
 
 
+def _one_line(err: BaseException) -> str:
+    """The message of ``err`` on one line (library and numpy messages may span several)."""
+    return " ".join(str(err).split())
+
+
 class _Group(click.Group):
     """Maps library exceptions to exit codes instead of tracebacks."""
 
@@ -35,7 +40,7 @@ class _Group(click.Group):
         except RobustpropError as err:
             if debug:
                 traceback.print_exc()
-            click.echo(f"error: {err}", err=True)
+            click.echo(f"error: {_one_line(err)}", err=True)
             sys.exit(err.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
@@ -46,7 +51,8 @@ class _Group(click.Group):
             if debug:
                 traceback.print_exc()
             click.echo(
-                f"internal error: {type(err).__name__}: {err} (rerun with --debug)", err=True
+                f"internal error: {type(err).__name__}: {_one_line(err)} (rerun with --debug)",
+                err=True,
             )
             sys.exit(3)
 
