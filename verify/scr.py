@@ -92,11 +92,14 @@ def decide_scr(
     evaluate: Evaluate,
     deadline: float,
     settings: ScrSettings = ScrSettings(),
+    g_bounds: tuple[FloatArray, FloatArray] | None = None,
 ) -> ScrOutcome:
     """Decide an SCR negation (``negation.softmax`` set) on its single input box.
 
     ``y_lower``/``y_upper`` are sound bounds of the outputs over the box; ``deadline`` is a
-    ``time.monotonic()`` value after which the answer is "unknown".
+    ``time.monotonic()`` value after which the answer is "unknown". ``g_bounds`` (optional,
+    e.g. from :mod:`verify.bounds`) are sound bounds of the margins ``y_j − y_c`` (``j ≠ c``,
+    in class order), intersected with those derived from the output bounds.
     """
     soft = negation.softmax
     if soft is None or len(negation.disjuncts) != 1:
@@ -107,6 +110,9 @@ def decide_scr(
     log_t = math.log(soft.threshold)
     lo = np.array([y_lower[j] - y_upper[c] for j in others])
     hi = np.array([y_upper[j] - y_lower[c] for j in others])
+    if g_bounds is not None:
+        lo = np.maximum(lo, g_bounds[0])
+        hi = np.minimum(hi, g_bounds[1])
     queries = 0
 
     # 1. Fast path: the bounds alone prove it.
