@@ -42,6 +42,8 @@ class BackendName(StrEnum):
 
     MARABOU = "marabou"
     Z3 = "z3"
+    MILP = "milp"
+    PORTFOLIO = "portfolio"  # Marabou and MILP racing on the same query
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,6 +76,14 @@ def get_backend(name: BackendName | str) -> Backend:
         from verify.backends.marabou import MarabouBackend
 
         return MarabouBackend()
+    if key is BackendName.MILP:
+        from verify.backends.milp import MilpBackend
+
+        return MilpBackend()
+    if key is BackendName.PORTFOLIO:
+        from verify.portfolio import PortfolioBackend
+
+        return PortfolioBackend()
     from verify.backends.z3_backend import Z3Backend
 
     return Z3Backend()
