@@ -58,7 +58,26 @@ def _split_metrics(value: str) -> tuple[str, ...]:
 )
 @click.option("--metrics", default="satisfaction,security,accuracy", show_default=True)
 @click.option(
-    "--backend", type=click.Choice(["auto", "marabou", "z3"]), default="auto", show_default=True
+    "--backend",
+    type=click.Choice(["auto", "portfolio", "marabou", "milp", "z3"]),
+    default="auto",
+    show_default=True,
+    help="Exact backend; auto: Z3 for tiny networks, else the Marabou/MILP portfolio "
+    "(Marabou with --strategy plain).",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(["staged", "plain"]),
+    default="staged",
+    show_default=True,
+    help="staged: center, PGD, bound propagation, then the exact backend; plain: every point "
+    "straight to the exact backend (the baseline).",
+)
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="Where PGD and bound propagation run (cpu, cuda, cuda:N).",
 )
 @click.option(
     "--timeout",
@@ -145,6 +164,8 @@ def command(
     reference: str,
     metrics: str,
     backend: str,
+    strategy: str,
+    device: str,
     timeout_s: float,
     jobs: int,
     tau: float,
@@ -225,6 +246,8 @@ def command(
             samples=samples,
             seed=seed,
             store_path=store_path,
+            strategy=strategy,
+            device=device,
         )
         bar = _ProgressBar(points, disabled=no_progress, label=f"{prop.name} eps={prop.eps:g}")
         try:

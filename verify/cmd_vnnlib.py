@@ -47,24 +47,37 @@ def format_witness(x: np.ndarray, y: np.ndarray) -> str:
 )
 @click.option(
     "--backend",
-    type=click.Choice([b.value for b in BackendName]),
-    default=BackendName.MARABOU.value,
+    type=click.Choice(["auto", *(b.value for b in BackendName)]),
+    default="auto",
     show_default=True,
-    help="Exact backend.",
+    help="Exact backend; auto: Marabou for --strategy plain, else Z3 for tiny networks and the "
+    "Marabou/MILP portfolio beyond.",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(["staged", "plain"]),
+    default="staged",
+    show_default=True,
+    help="staged: PGD search, bound propagation, then the exact backend; plain: the exact "
+    "backend alone (the baseline).",
 )
 @click.option(
     "--attack/--no-attack",
     default=True,
     show_default=True,
-    help="Search for a counterexample with PGD on the network before calling the solver.",
+    help="staged: search for a counterexample with PGD before calling the solver.",
 )
-def command(net: Path, spec: Path, timeout: float, backend: str, attack: bool) -> None:
+def command(
+    net: Path, spec: Path, timeout: float, backend: str, strategy: str, attack: bool
+) -> None:
     """Decide whether the unsafe set of SPEC contains a point of NET (sat) or not (unsat)."""
     from verify.decide import check_vnnlib
 
     if not timeout > 0:
         raise InputError(f"--timeout must be positive, got {timeout}")
-    result = check_vnnlib(net, spec, backend=BackendName(backend), timeout_s=timeout, attack=attack)
+    result = check_vnnlib(
+        net, spec, backend=backend, timeout_s=timeout, attack=attack, strategy=strategy
+    )
     click.echo(result.status)
     if result.status == "sat":
         assert result.x is not None and result.y is not None

@@ -36,6 +36,7 @@ from verify.vnnlib import read_vnnlib
 
 __all__ = [
     "DEFAULT_MARGINS",
+    "STRATEGIES",
     "Decision",
     "QueryRecord",
     "VnnlibResult",
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# ``plain``: the exact backend alone (the baseline); ``staged``: search, bounds, then the solver.
+STRATEGIES = ("staged", "plain")
 
 # Relative margins for re-solving after a spurious solver point: rhs += margin * (1 + |y|max).
 DEFAULT_MARGINS = (1e-5, 1e-3)
@@ -153,6 +157,12 @@ def decide(
     return Decision("unsat", None, f"{backend.value}: unsat", elapsed, tuple(records))
 
 
+def _resolve(backend: BackendName | str, network: Network, plain: bool) -> BackendName:
+    from verify.point_query import choose_backend
+
+    return choose_backend(str(getattr(backend, "value", backend)), network, plain=plain)
+
+
 def _shift_atoms(group: Negation, margin: float, replayer: Replayer) -> Negation:
     """The group with every atom's rhs raised by ``margin * (1 + scale)``.
 
@@ -183,7 +193,7 @@ def _run(
     isolate: bool,
     grace_s: float,
 ) -> SolverOutcome:
-    if not isolate:
+    if not isolate or backend is BackendName.PORTFOLIO:  # the portfolio isolates its racers
         return solve_query(backend, network, negation, budget)
     result = run_isolated(
         solve_query, (backend, network, negation, budget), budget, grace_s=grace_s
@@ -214,16 +224,24 @@ def check_vnnlib(
     net_path: str | Path,
     spec_path: str | Path,
     *,
-    backend: BackendName = BackendName.MARABOU,
+    backend: BackendName | str = BackendName.MARABOU,
     timeout_s: float = 60.0,
     isolate: bool = True,
     attack: bool = True,
+    strategy: str = "staged",
 ) -> VnnlibResult:
     """Load the network, parse the property, check the IR on the property's box, decide.
 
-    With ``attack``, a short PGD search on the IR (:mod:`verify.falsify`, at most 5% of the
-    budget, 2 s) runs first; its points count only after onnxruntime replay, like solver points.
+    ``strategy="staged"``: with ``attack``, a short PGD search on the IR (:mod:`verify.falsify`,
+    at most 5% of the budget, 2 s) runs first, its points counting only after onnxruntime
+    replay like solver points; then bound propagation (:mod:`verify.bounds`) proves the
+    property or removes the disjuncts it proves empty and seeds the solver with CROWN bounds.
+    ``strategy="plain"``: the backend alone (no search, no bounds), the baseline.
+    ``backend="auto"``: Marabou for the plain strategy; else Z3 for tiny networks and the
+    Marabou/MILP portfolio beyond.
     """
+    if strategy not in STRATEGIES:
+        raise InputError(f"unknown strategy {strategy!r} (choose from {', '.join(STRATEGIES)})")
     start = time.monotonic()
     path = Path(net_path)
     try:
@@ -245,7 +263,9 @@ def check_vnnlib(
     upper = np.max([d.upper for d in prop.negation.disjuncts], axis=0)
     check_against_onnxruntime(network, data, lower, upper)
     replayer = Replayer(data, source=str(path))
-    if attack:
+    plain = strategy == "plain"
+    solver = _resolve(backend, network, plain)
+    if attack and not plain:
         config = FalsifyConfig(time_s=min(2.0, 0.05 * timeout_s))
         for x in falsify(network, prop.negation, config):
             replay = replayer.replay(x, prop.negation)
@@ -259,9 +279,25 @@ def check_vnnlib(
                     None,
                 )
             log.info("PGD candidate failed replay: %s", replay.note)
+    negation = prop.negation
+    if not plain:
+        from verify.bounds import bound_negations, compute_seeds, seeded
+
+        bound = compute_seeds(network, bound_negations(network, [negation]))[0]
+        if bound.holds or bound.negation is None:
+            return VnnlibResult(
+                "unsat",
+                None,
+                None,
+                f"proved by bound propagation ({bound.reason})",
+                time.monotonic() - start,
+                None,
+            )
+        negation = bound.negation
+        network = seeded(network, bound.seed)
     remaining = timeout_s - (time.monotonic() - start)
     decision = decide(
-        network, prop.negation, replayer, backend=backend, timeout_s=remaining, isolate=isolate
+        network, negation, replayer, backend=solver, timeout_s=remaining, isolate=isolate
     )
     elapsed = time.monotonic() - start
     if decision.status == "sat":

@@ -3,6 +3,9 @@
 Linear negations (SR, LR, CR) go to :func:`verify.decide.decide`, which trusts a solver "sat"
 only after onnxruntime replay. SCR negations go through the chord refinement of
 :mod:`verify.scr`, whose linear sub-queries use the same backends and the same replay.
+A query may carry a :class:`verify.bounds.Seed` (CROWN bounds of every layer over its box, from
+the bound stage): the backends then encode the network with those bounds
+(:func:`verify.bounds.seeded`), and SCR starts from the bound stage's margin bounds.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 
 from properties.spec import FloatArray, Negation
 from verify.backends.base import BackendName, get_backend
+from verify.bounds import Seed, seeded
 from verify.decide import decide
 from verify.lr_local import analyse
 from verify.network import Affine, Network
@@ -24,19 +28,25 @@ from verify.verdict import Stage, Status, Verdict
 
 log = logging.getLogger(__name__)
 
-# ``auto`` picks Z3 (exact rationals) up to this many ReLU/Clip neurons, Marabou beyond.
+# ``auto`` picks Z3 (exact rationals) up to this many ReLU/Clip neurons, beyond it the
+# Marabou/MILP portfolio (or, for the plain strategy, Marabou alone).
 Z3_MAX_NEURONS = 48
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Query:
-    """The negation of a property around the point at position ``index`` of a run."""
+    """The negation of a property around the point at position ``index`` of a run.
+
+    ``seed``: CROWN bounds over the negation's query box; ``g_bounds``: SCR margin bounds.
+    """
 
     index: int
     negation: Negation
+    seed: Seed | None = None
+    g_bounds: tuple[FloatArray, FloatArray] | None = None
 
 
-def choose_backend(name: str, network: Network) -> BackendName:
+def choose_backend(name: str, network: Network, *, plain: bool = False) -> BackendName:
     """Resolve ``auto`` to a concrete backend for this network."""
     if name != "auto":
         return BackendName(name)
@@ -47,7 +57,9 @@ def choose_backend(name: str, network: Network) -> BackendName:
             width = layer.out_size
         else:
             neurons += width
-    return BackendName.Z3 if neurons <= Z3_MAX_NEURONS else BackendName.MARABOU
+    if neurons <= Z3_MAX_NEURONS:
+        return BackendName.Z3
+    return BackendName.MARABOU if plain else BackendName.PORTFOLIO
 
 
 class PointDecider:
@@ -61,16 +73,17 @@ class PointDecider:
     def decide(self, query: Query, timeout_s: float) -> Verdict:
         """The exact verdict for one query within about ``timeout_s`` seconds."""
         start = time.monotonic()
+        network = seeded(self.network, query.seed)
         if query.negation.softmax is not None:
-            return self._decide_scr(query.negation, start, start + timeout_s)
+            return self._decide_scr(network, query, start, start + timeout_s)
         negation = query.negation
         if negation.distance is not None:
-            local = self._local_lr(negation, start)
+            local = self._local_lr(network, negation, start)
             if isinstance(local, Verdict):
                 return local
             negation = local
         decision = decide(
-            self.network,
+            network,
             negation,
             self.replayer,
             backend=self.backend,
@@ -102,12 +115,12 @@ class PointDecider:
             queries=n_queries,
         )
 
-    def _local_lr(self, negation: Negation, start: float) -> Negation | Verdict:
+    def _local_lr(self, network: Network, negation: Negation, start: float) -> Negation | Verdict:
         """LR's small ball decided by linear algebra (:mod:`verify.lr_local`); the rest as a
         negation for the solver, or the verdict if the small ball already has a violation."""
         center = negation.distance.center if negation.distance is not None else None
         assert center is not None
-        local = analyse(self.network, negation, self.network.evaluate(center)[0])
+        local = analyse(network, negation, network.evaluate(center)[0])
         if local is None or local.outer is not None:
             return negation if local is None or local.outer is None else local.outer
         if local.witness is None:
@@ -132,13 +145,14 @@ class PointDecider:
             reason=f"a violation within radius {local.d0:.3g} of the center did not replay",
         )
 
-    def _decide_scr(self, negation: Negation, start: float, deadline: float) -> Verdict:
+    def _decide_scr(self, network: Network, query: Query, start: float, deadline: float) -> Verdict:
+        negation = query.negation
         box = negation.disjuncts[0]
-        y_lower, y_upper = self.network.interval_bounds(box.lower, box.upper)[-1]
+        y_lower, y_upper = network.interval_bounds(box.lower, box.upper)[-1]
         solver = get_backend(self.backend)
 
         def solve(q: Negation, timeout_s: float) -> tuple[str, FloatArray | None, str]:
-            out = solver.solve(self.network, q, timeout_s)
+            out = solver.solve(network, q, timeout_s)
             return out.status, out.x, out.reason
 
         def confirm(x: FloatArray, q: Negation) -> FloatArray | None:
@@ -149,7 +163,15 @@ class PointDecider:
             return np.asarray(self.replayer.evaluate64(x)[0], dtype=np.float64)
 
         result = decide_scr(
-            negation, y_lower, y_upper, solve, confirm, evaluate, deadline, ScrSettings()
+            negation,
+            y_lower,
+            y_upper,
+            solve,
+            confirm,
+            evaluate,
+            deadline,
+            ScrSettings(),
+            g_bounds=query.g_bounds,
         )
         elapsed = time.monotonic() - start
         if result.status == "violated" and result.x is not None:

@@ -1,11 +1,20 @@
 """``verify run``: satisfaction, security and accuracy of one property on one network.
 
-Per point, in order (each step only for what the previous left open):
+Per point, with ``strategy="staged"`` (the default), in order (each step only for what the
+previous left open):
 
 1. **center** — the data point itself, replayed through onnxruntime;
 2. **attack** — batched PGD on the property's margin (targeted per class for CR/SCR); a
    candidate counts only after replay. The same attack gives the *security* metric;
-3. **solver** — the exact backend in worker processes (``--jobs``, per-query timeout).
+3. **bounds** — batched CROWN bound propagation over all open points and every atom
+   (:mod:`verify.bounds`): ``holds`` when it proves the negation empty; otherwise the disjuncts
+   it proves empty are dropped and the rest goes on seeded with CROWN's neuron bounds;
+4. **solver** — the exact backend in worker processes (``--jobs``, per-query timeout); ``auto``
+   is Z3 for tiny networks, else the Marabou/MILP portfolio (:mod:`verify.portfolio`).
+
+``strategy="plain"`` is the baseline a user could script: every point goes straight to the
+exact backend (``auto``: Marabou), without the center, attack and bound stages (the attack
+still runs, for the security metric only, when that metric is asked for).
 
 *Accuracy* is the fraction of uniform samples of the region on which the predicate holds.
 The invariants of DESIGN.md §3 are checked on every run: a point proved ``holds`` never has a
@@ -17,19 +26,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from properties import PGDConfig, Property, attack
-from properties.cr import CR
+from properties import PGDConfig, Property
 from properties.domain import Domain
-from properties.scr import SCR
+from properties.errors import InputError
 from properties.spec import Negation
+from verify.bounds import bound_negations, compute_seeds
+from verify.crown import Crown
+from verify.decide import STRATEGIES
 from verify.network import Network, load_network
+from verify.pgd_batch import batched_attack
 from verify.point_query import Query, choose_backend
 from verify.points import Points, PointSelection, domain_from_metadata, load_points
 from verify.pool import WorkerPool, WorkerSpec
@@ -60,6 +72,8 @@ class RunConfig:
     seed: int = 0
     domain: Domain | None = None  # None: from the model's metadata, else [0, 1]
     store_path: Path | None = None  # None: no store (``--no-cache``)
+    strategy: str = "staged"  # or "plain"
+    device: str = "cpu"  # where PGD and bound propagation run
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,36 +131,78 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
         prop.negation(points.x[i], y_center[i], int(refs.classes[i]), domain, config.tau)
         for i in range(len(points.x))
     ]
+    if config.strategy not in STRATEGIES:
+        raise InputError(
+            f"unknown strategy {config.strategy!r} (choose from {', '.join(STRATEGIES)})"
+        )
+    staged = config.strategy == "staged"
     model = to_torch(network)
-    generator = torch.Generator().manual_seed(config.seed)
+    attack_model = model if config.device == "cpu" else to_torch(network).to(config.device)
+    generator = torch.Generator(device=config.device).manual_seed(config.seed)
 
     verdicts: dict[int, Verdict] = {}
     attack_violated: dict[int, bool] = {}
     attack_margin: dict[int, float] = {}
     want_sat = "satisfaction" in config.metrics
-    if want_sat or "security" in config.metrics:
+    want_security = "security" in config.metrics
+    everything = list(range(len(points.x)))
+
+    def attack_stage(indices: list[int]) -> None:
+        """PGD on ``indices``: security data, and ``violated`` verdicts when staged."""
+        if not indices:
+            return
         t0 = time.monotonic()
-        found = _attack(prop, model, points, refs, domain, config.attack, generator)
-        per_point = (time.monotonic() - t0) / max(1, len(points.x))
-        for i, (x_adv, margin) in enumerate(found):
+        with _torch_threads(1):
+            found = _attack(
+                prop,
+                attack_model,
+                points,
+                indices,
+                refs,
+                domain,
+                config.attack,
+                generator,
+                config.device,
+            )
+        per_point = (time.monotonic() - t0) / len(indices)
+        for i, (x_adv, margin) in zip(indices, found, strict=True):
             attack_margin[i] = margin
-            witness = _confirm(replayer, points.x[i], negations[i])
-            stage = Stage.CENTER
-            if witness is None and prop.violated(torch.tensor(margin)).item():
+            witness = None
+            if prop.violated(torch.tensor(margin)).item():
                 witness = _confirm(replayer, x_adv, negations[i])
-                stage = Stage.ATTACK
-            attack_violated[i] = witness is not None
-            if witness is not None and want_sat:
+            attack_violated[i] = witness is not None or i in center_violated
+            if witness is not None and want_sat and staged and i not in verdicts:
                 verdicts[i] = Verdict(
                     Status.VIOLATED,
-                    stage,
+                    Stage.ATTACK,
                     "pgd",
                     per_point,
                     witness=witness[0],
                     witness_output=witness[1],
                 )
 
-    backend = choose_backend(config.backend, network)
+    # 1. center: the data point itself (also a confirmed violation for the security metric)
+    center_violated: set[int] = set()
+    if (want_sat and staged) or want_security:
+        for i in everything:
+            witness = _confirm(replayer, points.x[i], negations[i])
+            if witness is None:
+                continue
+            center_violated.add(i)
+            if want_sat and staged:
+                verdicts[i] = Verdict(
+                    Status.VIOLATED,
+                    Stage.CENTER,
+                    "replay",
+                    0.0,
+                    witness=witness[0],
+                    witness_output=witness[1],
+                )
+    # 2. the attack on every point when security is asked for (it is that metric) ...
+    if want_security:
+        attack_stage(everything)
+
+    backend = choose_backend(config.backend, network, plain=not staged)
     results: dict[int, PointResult] = {}
     reused = 0
 
@@ -163,14 +219,23 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             progress(results[i])
 
     if want_sat:
+        open_queries = [Query(i, negations[i]) for i in everything if i not in verdicts]
+        if staged and open_queries:
+            # 3. bounds; they never meet a violated point, so running them before the attack
+            # only saves the attack's time on points they prove
+            open_queries = _bound_stage(network, open_queries, points, verdicts, config.device)
+            # ... else only on the points the bounds left open
+            if not want_security:
+                attack_stage([q.index for q in open_queries])
+                open_queries = [q for q in open_queries if q.index not in verdicts]
         for i in sorted(verdicts):
             finish(i)
-        open_queries = [Query(i, negations[i]) for i in range(len(points.x)) if i not in verdicts]
+        # 4. the exact stage
         reused = _decide_open(
             open_queries, config, network, backend.value, points, verdicts, finish
         )
     else:
-        for i in range(len(points.x)):
+        for i in everything:
             finish(i)
 
     if "accuracy" in config.metrics:
@@ -238,6 +303,50 @@ def _decide_open(
         return reused
 
 
+def _bound_stage(
+    network: Network,
+    queries: list[Query],
+    points: Points,
+    verdicts: dict[int, Verdict],
+    device: str,
+) -> list[Query]:
+    """Batched bound propagation: ``holds`` verdicts into ``verdicts``; the rest, pruned and
+    seeded, as queries for the exact stage."""
+    t0 = time.monotonic()
+    crown = Crown(network, device)
+    negations = [q.negation for q in queries]
+    centers_y = network.evaluate(points.x[[q.index for q in queries]])
+    with _torch_threads(1):
+        results = compute_seeds(
+            network, bound_negations(network, negations, crown, centers_y=centers_y), crown
+        )
+    per_point = (time.monotonic() - t0) / len(queries)
+    left: list[Query] = []
+    for q, r in zip(queries, results, strict=True):
+        if r.holds or r.negation is None:
+            verdicts[q.index] = Verdict(Status.HOLDS, Stage.BOUNDS, "crown", per_point, r.reason)
+        else:
+            left.append(Query(q.index, r.negation, r.seed, r.g_bounds))
+    log.info("bound stage: %d of %d proved", len(queries) - len(left), len(queries))
+    return left
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """Run torch ops on ``count`` intra-op threads, then restore the setting.
+
+    The attack and bound stages run many small ops; on a loaded machine (solver processes on
+    the other cores) every op's thread hand-off can wait a scheduler slice, which made them
+    ~10x slower with two threads than with one on our two-core machine.
+    """
+    saved = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
 def raise_metric(metric: str) -> None:
     from properties.errors import InputError
 
@@ -248,25 +357,28 @@ def _attack(
     prop: Property,
     model: torch.nn.Module,
     points: Points,
+    indices: list[int],
     refs: object,
     domain: Domain,
     config: PGDConfig,
     generator: torch.Generator,
-    batch: int = 256,
+    device: str = "cpu",
+    batch: int = 64,
 ) -> list[tuple[np.ndarray, float]]:
-    """Best PGD point and its margin per point, in batches."""
+    """Best PGD point and its margin per point, in batches (:mod:`verify.pgd_batch`)."""
     from properties.base import References
 
     assert isinstance(refs, References)
-    targeted = isinstance(prop, CR | SCR)
     out: list[tuple[np.ndarray, float]] = []
-    for lo in range(0, len(points.x), batch):
-        hi = min(lo + batch, len(points.x))
-        centers = torch.from_numpy(points.x[lo:hi]).to(torch.float32)
-        sub = References(refs.scores[lo:hi].to(torch.float32), refs.classes[lo:hi])
-        found = attack(prop, model, centers, sub, domain, config, generator, targeted=targeted)
-        for k in range(hi - lo):
-            out.append((found.x[k].double().numpy(), float(found.value[k])))
+    for lo in range(0, len(indices), batch):
+        part = torch.as_tensor(indices[lo : lo + batch], dtype=torch.int64)
+        centers = torch.from_numpy(points.x[part.numpy()]).to(device, torch.float32)
+        sub = References(refs.scores[part].to(device, torch.float32), refs.classes[part].to(device))
+        found = batched_attack(prop, model, centers, sub, domain, config, generator)
+        xs = found.x.double().cpu().numpy()
+        values = found.value.cpu().numpy()
+        for k in range(part.numel()):
+            out.append((xs[k], float(values[k])))
     return out
 
 
