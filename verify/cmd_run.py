@@ -148,6 +148,20 @@ def _split_metrics(value: str) -> tuple[str, ...]:
     help="SQLite store of verdicts (default: beside --json, else the cache dir).",
 )
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the store.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where exact queries run: local worker processes or a Ray cluster.",
+)
+@click.option("--address", default=None, help="Ray cluster address (default: a local instance).")
+@click.option(
+    "--export-vnnlib",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write each point's query as VNN-LIB (sr, cr) with an instances.csv.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 def command(
     prop_name: str,
@@ -182,6 +196,9 @@ def command(
     junit_out: Path | None,
     store: Path | None,
     no_cache: bool,
+    executor: str,
+    address: str | None,
+    export_vnnlib: Path | None,
     no_progress: bool,
 ) -> None:
     """Decide a robustness property on data points of an ONNX network.
@@ -207,6 +224,11 @@ def command(
             raise InputError(f"--property {prop_name}: {err}") from err
     if not net.is_file():
         raise InputError(f"--net {net}: no such file")
+    if export_vnnlib is not None and prop_name not in ("sr", "cr"):
+        raise InputError(
+            f"--export-vnnlib: {prop_name} has no VNN-LIB 1.0 form (LR needs an auxiliary "
+            "distance variable, SCR a softmax); use it with sr or cr"
+        )
     for flag, value in (("--timeout", timeout_s), ("--points", points), ("--samples", samples)):
         if not value > 0:
             raise InputError(f"{flag} must be > 0, got {value}")
@@ -248,6 +270,9 @@ def command(
             store_path=store_path,
             strategy=strategy,
             device=device,
+            executor=executor,
+            address=address,
+            export_vnnlib=export_vnnlib,
         )
         bar = _ProgressBar(points, disabled=no_progress, label=f"{prop.name} eps={prop.eps:g}")
         try:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -49,6 +50,9 @@ from verify.replay import Replayer
 from verify.store import Store, is_reusable, point_key, property_key
 from verify.torch_net import to_torch
 from verify.verdict import Stage, Status, Verdict
+
+if TYPE_CHECKING:
+    from verify.ray_pool import RayPool
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,9 @@ class RunConfig:
     domain: Domain | None = None  # None: from the model's metadata, else [0, 1]
     store_path: Path | None = None  # None: no store (``--no-cache``)
     strategy: str = "staged"  # or "plain"
+    executor: str = "local"  # or "ray"
+    address: str | None = None  # Ray cluster address; None starts a local instance
+    export_vnnlib: Path | None = None  # write each point's query as VNN-LIB (SR, CR)
     device: str = "cpu"  # where PGD and bound propagation run
 
 
@@ -131,6 +138,8 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
         prop.negation(points.x[i], y_center[i], int(refs.classes[i]), domain, config.tau)
         for i in range(len(points.x))
     ]
+    if config.export_vnnlib is not None:
+        _export_vnnlib(config, points, negations)
     if config.strategy not in STRATEGIES:
         raise InputError(
             f"unknown strategy {config.strategy!r} (choose from {', '.join(STRATEGIES)})"
@@ -287,7 +296,7 @@ def _decide_open(
         if reused:
             log.info("reused %d stored verdict(s) from %s", reused, config.store_path)
         if todo:
-            with WorkerPool(WorkerSpec(config.model_path, backend), config.jobs) as pool:
+            with _pool(config, WorkerSpec(config.model_path, backend)) as pool:
                 for query, verdict in pool.map(todo, config.timeout_s):
                     verdicts[query.index] = verdict
                     if store is not None and is_reusable(verdict):
@@ -452,3 +461,35 @@ def _invariants(points: tuple[PointResult, ...], sample_witness: Mapping[int, bo
         if v.status is Status.VIOLATED and v.witness is None:
             breaches.append(f"point {p.index}: violated without a witness")
     return breaches
+
+
+def _pool(config: RunConfig, spec: WorkerSpec) -> WorkerPool | RayPool:
+    """The executor of the exact stage: local worker processes, or Ray actors."""
+    if config.executor == "local":
+        return WorkerPool(spec, config.jobs)
+    if config.executor == "ray":
+        from verify.ray_pool import RayPool
+
+        return RayPool(spec, config.jobs, config.address)
+    raise InputError(f"unknown executor {config.executor!r} (choose from local, ray)")
+
+
+def _export_vnnlib(config: RunConfig, points: Points, negations: list[Negation]) -> None:
+    """One VNN-LIB file per point and a VNN-COMP style ``instances.csv`` (onnx,vnnlib,timeout)."""
+    from verify.vnnlib_write import write_vnnlib
+
+    folder = config.export_vnnlib
+    assert folder is not None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(
+            f"--export-vnnlib {folder}: cannot create ({err.strerror or err})"
+        ) from err
+    rows = []
+    name = config.prop.name
+    for i, negation in enumerate(negations):
+        file = folder / f"{name}_eps{config.prop.eps:g}_point{int(points.indices[i])}.vnnlib"
+        write_vnnlib(negation, file, f"robustprop {name} {config.prop.params()} point {i}")
+        rows.append(f"{config.model_path.resolve()},{file.name},{config.timeout_s:g}")
+    (folder / "instances.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")

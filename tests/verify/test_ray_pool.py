@@ -33,3 +33,20 @@ def test_ray_pool_gives_the_same_verdicts_as_in_process() -> None:
         got = {q.index: v.status for q, v in pool.map(queries, 10.0)}
     assert got == expected
     assert not ray.is_initialized()
+
+
+def test_verify_run_with_the_ray_executor(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from verify.cli import cli
+
+    data = Path(__file__).parent / "golden" / "golden.npz"
+    out = tmp_path / "r.json"
+    args = ["run", "--property", "cr", "--eps", "0.1", "--net", str(NET), "--data", str(data)]
+    args += ["--executor", "ray", "--strategy", "plain", "--backend", "z3"]
+    args += ["--no-cache", "--no-progress", "--json", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["points"][0]["verdict"] == "holds"

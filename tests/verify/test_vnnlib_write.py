@@ -44,3 +44,31 @@ def test_exported_file_is_decided_like_the_run(tmp_path: Path) -> None:
 def test_non_linear_queries_are_refused_with_a_reason(name: str) -> None:
     with pytest.raises(InputError, match=r"no VNN-LIB 1\.0 form"):
         vnnlib_text(make_property(name).negation(CENTER, Y, 0, Domain()))
+
+
+def test_verify_run_exports_vnnlib_instances(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from verify.cli import cli
+    from verify.decide import check_vnnlib
+
+    data = Path(__file__).parent / "golden" / "golden.npz"
+    out = tmp_path / "vnnlib"
+    args = ["run", "--property", "cr", "--eps", "0.35", "--net", str(NET), "--data", str(data)]
+    result = CliRunner().invoke(
+        cli, [*args, "--points", "1", "--no-cache", "--no-progress", "--export-vnnlib", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    onnx_path, spec, timeout = (out / "instances.csv").read_text().strip().split(",")
+    assert float(timeout) > 0 and Path(onnx_path).samefile(NET)
+    assert check_vnnlib(NET, out / spec, timeout_s=20, isolate=False).status == "sat"
+
+
+def test_verify_run_refuses_vnnlib_export_for_lr(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from verify.cli import cli
+
+    args = ["run", "--property", "lr", "--net", str(NET), "--export-vnnlib", str(tmp_path / "v")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "no VNN-LIB 1.0 form" in result.output
