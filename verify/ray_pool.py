@@ -2,7 +2,8 @@
 
 The same contract as :class:`verify.pool.WorkerPool`: ``map(queries, timeout_s)`` yields
 ``(query, verdict)`` as they complete; a worker that hangs past the timeout (plus grace) is
-killed and replaced, a worker that dies costs only its query (``unknown`` with the reason).
+killed and replaced, a worker that dies costs only its query (``unknown`` with the reason), and
+a query failing with an InputError (a missing solver package) ends the run with it.
 Each Ray actor loads the network from the model's *bytes*, so nodes need robustprop installed
 (``pip install robustprop[ray]``) but not the model file. Without ``address`` a local Ray
 instance is started for the run and stopped after it.
@@ -119,6 +120,9 @@ class RayPool:
                 try:
                     yield query, ray.get(ref)
                 except ray.exceptions.RayError as err:
+                    cause = getattr(err, "cause", None)
+                    if isinstance(cause, InputError):  # like WorkerPool: bad input ends the run
+                        raise InputError(str(cause)) from err
                     log.warning("point %d: Ray worker failed (%s)", query.index, err)
                     yield query, _failed(started, f"Ray worker failed: {type(err).__name__}")
                     actors[slot] = self._actor()
