@@ -176,6 +176,13 @@ CASES: dict[str, Case] = {
         run_args("--store", "{o}/file/s.sqlite"), ("--store", "file/s.sqlite"), setup="file"
     ),
     "store_is_a_directory": Case(run_args("--store", "{o}/dir"), ("--store", "dir"), setup="dir"),
+    "export_vnnlib_under_a_file": Case(
+        run_args("--export-vnnlib", "{o}/file/vnn"), ("--export-vnnlib", "file/vnn"), setup="file"
+    ),
+    "export_vnnlib_for_scr": Case(
+        run_args("--export-vnnlib", "{o}/vnn", prop="scr"), ("--export-vnnlib", "scr")
+    ),
+    "strategy_unknown": Case(run_args("--strategy", "fast"), ("--strategy", "'fast'")),
     # -- VNN-LIB --------------------------------------------------------------------------------
     "vnnlib_unbalanced": vnnlib_case("vnnlib_unbalanced", "unclosed '('"),
     "vnnlib_extra_paren": vnnlib_case("vnnlib_extra_paren", "unbalanced ')'"),
