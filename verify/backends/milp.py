@@ -11,7 +11,8 @@ Encoding of one query (disjuncts sharing one input box), exact for the IR:
 - LR distance: ``d`` in ``[0, ε]`` with ``±(x_i − x̂_i) ≤ d``;
 - each disjunct is one MILP: its atoms as rows ``Σ c_j y_j + k·d ≥ rhs`` and, for a single atom,
   the objective "maximise the atom" (guides the search towards violations). HiGHS stops at the
-  first feasible point (``mip_max_improving_sols = 1``): sat; infeasible: unsat.
+  first feasible point (``mip_max_improving_sols = 1``): sat; infeasible: unsat. Primal
+  heuristics and presolve are off (see ``_OPTIONS``).
 
 The bounds ``[l, u]`` are the tightest available: ``network.interval_bounds`` (which a
 :class:`verify.bounds.SeededNetwork` intersects with CROWN bounds of the query box), and when
@@ -218,6 +219,25 @@ def _activation(
     return out_idx, out_const
 
 
+# HiGHS settings. Primal heuristics are off: this backend's job in the portfolio is proving
+# "unsat" (Marabou and PGD find points faster), and on 784-100-10 networks HiGHS spent ~85% of
+# its time in sub-MIP heuristics (RINS/RENS) on infeasible models (27 s -> 3.7 s per query).
+# Presolve is off too (its probing cost ~1 s per query there and removed almost nothing).
+_OPTIONS: tuple[tuple[str, bool | int | float | str], ...] = (
+    ("output_flag", False),
+    ("threads", 1),
+    ("presolve", "off"),
+    ("mip_max_improving_sols", 1),
+    ("mip_feasibility_tolerance", 1e-9),
+    ("primal_feasibility_tolerance", 1e-9),
+    ("mip_heuristic_effort", 0.0),
+    ("mip_heuristic_run_feasibility_jump", False),
+    ("mip_heuristic_run_rins", False),
+    ("mip_heuristic_run_rens", False),
+    ("mip_heuristic_run_root_reduced_cost", False),
+)
+
+
 @dataclass(frozen=True)
 class MilpBackend:
     """HiGHS branch and bound, one thread, quiet."""
@@ -292,13 +312,9 @@ def _solve_disjunct(
             cost[index] -= value  # HiGHS minimises: maximise the atom
     with _quiet_fds():  # the constructor prints a banner on stdout
         h = highspy.Highs()
-    for option, setting in (
-        ("output_flag", False),
-        ("threads", 1),
-        ("time_limit", max(0.01, float(timeout_s))),
-        ("mip_max_improving_sols", 1),
-    ):
+    for option, setting in _OPTIONS:
         h.setOptionValue(option, setting)
+    h.setOptionValue("time_limit", max(0.01, float(timeout_s)))
     h.passModel(_lp(highspy, model, cost, extra_rows))
     h.run()
     status = h.getModelStatus()
