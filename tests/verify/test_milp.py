@@ -1,0 +1,142 @@
+"""The MILP backend against Z3 (exact rationals), its Clip and LR encodings, and the race."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from properties.spec import Atom, Disjunct, Negation
+from tests.verify.test_bounds import _negations as negations_around
+from tests.verify.test_bounds import small_net
+from verify.backends.base import SolverOutcome
+from verify.backends.milp import MilpBackend
+from verify.backends.z3_backend import Z3Backend
+from verify.network import Affine, Clip, Network, Relu
+from verify.portfolio import PortfolioBackend, race, valid_point
+
+
+def _negations(net: Network, name: str, seed: int, **params: float) -> list[Negation]:
+    return negations_around(net, name, np.random.default_rng(seed), **params)
+
+
+CASES = [
+    ("cr", {"eps": 0.15}),
+    ("sr", {"eps": 0.2, "delta": 0.5}),
+    ("lr", {"eps": 0.1, "lipschitz": 2.0}),
+    ("lr", {"eps": 0.1, "lipschitz": 4.0}),
+]
+
+
+def test_milp_agrees_with_z3() -> None:
+    milp, z3 = MilpBackend(), Z3Backend()
+    seen: dict[str, int] = {}
+    for name, params in CASES:
+        for seed in (0, 1):
+            net = small_net(seed)
+            for negation in _negations(net, name, seed, **params):
+                expected = z3.solve(net, negation, 20.0).status
+                out = milp.solve(net, negation, 20.0)
+                assert out.status == expected, (name, params, seed, out.reason)
+                seen[f"{name} {expected}"] = seen.get(f"{name} {expected}", 0) + 1
+                if out.status == "sat" and name != "lr":
+                    # (LR's raw negation is degenerate at the center, where solvers accept
+                    # d = 0 within tolerance: PointDecider first takes the small ball out)
+                    assert out.x is not None and valid_point(net, negation, out.x)
+    assert len(seen) == 6, seen  # sat and unsat answers for each property
+
+
+def _clip_net() -> Network:
+    # y0 = clip(2 x0 - 1, -0.5, 0.5), y1 = clip(relu(x0) - relu(x1), -0.5, 0.5)
+    layers = (
+        Affine(np.array([[2.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), np.array([-1.0, 0.0, 0.0])),
+        Relu(),
+        Affine(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, -1.0]]), np.array([0.0, 0.0])),
+        Clip(-0.5, 0.5),
+    )
+    return Network(layers, 2, 2, (1, 2), (1, 2), sha256="", source="<clip>")
+
+
+@pytest.mark.parametrize(
+    ("atom", "expected"),
+    [
+        (Atom(((0, 1.0),), 0.5), "sat"),  # the ceiling is reached
+        (Atom(((0, 1.0),), 0.5 + 1e-6), "unsat"),  # and never passed
+        (Atom(((1, -1.0),), 0.5), "sat"),  # the floor is reached
+        (Atom(((1, -1.0),), 0.5 + 1e-6), "unsat"),
+        (Atom(((0, 1.0), (1, -1.0)), 0.75), "sat"),  # at x = (0.75, 1): 0.5 - (-0.25)
+        (Atom(((0, 1.0), (1, -1.0)), 0.75 + 1e-6), "unsat"),
+    ],
+)
+def test_clip_is_encoded_exactly(atom: Atom, expected: str) -> None:
+    net = _clip_net()
+    negation = Negation((Disjunct(np.zeros(2), np.ones(2), (atom,)),))
+    assert Z3Backend().solve(net, negation, 10.0).status == expected
+    assert MilpBackend().solve(net, negation, 10.0).status == expected
+
+
+def test_several_disjuncts_and_boxes() -> None:
+    net = _clip_net()
+    never = Atom(((0, 1.0),), 0.6)
+    reachable = Atom(((1, 1.0),), 0.4)
+    neg = Negation(
+        (
+            Disjunct(np.zeros(2), np.ones(2), (never,)),
+            Disjunct(np.zeros(2), np.full(2, 0.1), (reachable,)),  # y1 <= 0.1 there
+            Disjunct(
+                np.array([0.5, 0.0]), np.array([1.0, 0.05]), (reachable, Atom(((0, 1.0),), 0.0))
+            ),
+        )
+    )
+    out = MilpBackend().solve(net, neg, 10.0)
+    assert out.status == "sat" and out.x is not None
+    assert valid_point(net, neg, out.x)
+    assert MilpBackend().solve(net, Negation(neg.disjuncts[:2]), 10.0).status == "unsat"
+
+
+def _sleep_then(seconds: float, status: str) -> SolverOutcome:
+    time.sleep(seconds)
+    return SolverOutcome(status, None, f"slept {seconds}", seconds)  # type: ignore[arg-type]
+
+
+def _die() -> SolverOutcome:
+    os._exit(3)
+
+
+def test_race_takes_the_first_definitive_answer_and_kills_the_rest() -> None:
+    start = time.monotonic()
+    answers = race(
+        [(_sleep_then, (30.0, "unsat")), (_sleep_then, (0.1, "unsat"))],
+        lambda out: out.status == "unsat",
+        20.0,
+    )
+    assert time.monotonic() - start < 5.0
+    assert answers[0] is None and answers[1] is not None and answers[1].status == "unsat"
+
+
+def test_race_waits_past_an_indefinite_answer_and_survives_a_crash() -> None:
+    answers = race(
+        [(_sleep_then, (0.0, "unknown")), (_die, ()), (_sleep_then, (0.5, "unsat"))],
+        lambda out: out.status == "unsat",
+        20.0,
+    )
+    assert answers[0] is not None and answers[0].status == "unknown"
+    assert answers[1] is None
+    assert answers[2] is not None and answers[2].status == "unsat"
+
+
+def test_race_gives_up_at_the_limit() -> None:
+    start = time.monotonic()
+    answers = race([(_sleep_then, (30.0, "unsat"))], lambda out: True, 0.5)
+    assert answers == [None]
+    assert time.monotonic() - start < 3.0
+
+
+def test_portfolio_seeds_both_racers_and_agrees_with_z3() -> None:
+    net = small_net(0)
+    for negation in _negations(net, "cr", 0, eps=0.15):
+        out = PortfolioBackend().solve(net, negation, 20.0)
+        assert out.status == Z3Backend().solve(net, negation, 20.0).status, out.reason
+        assert out.reason.startswith("portfolio: ")
