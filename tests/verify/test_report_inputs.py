@@ -76,11 +76,13 @@ def make_runs(base: Path) -> RealRuns:
     run_cli(*lr19, "--net", net_a, "--metrics", "security,accuracy", "--json", runs.security_only)
     run_cli(
         *("--property", "lr", "--lipschitz", "20", "--points", "1", "--timeout", "1e-9"),
+        *("--strategy", "plain"),  # the bound stage would prove it
         *("--net", net_a, "--json", runs.unknown),
     )
     run_cli(
         *("--property", "cr", "--eps", "0.1,0.31,0.35", "--points", "1"),
         *("--attack-steps", "0", "--restarts", "1", "--net", net_a, "--json", runs.sweep),
+        *("--strategy", "plain"),  # the solver, not the bound stage, decides every point
     )
     _CACHE[base] = runs
     return runs

@@ -34,7 +34,8 @@ def _args(data: Path, out: Path, store: Path, points: int) -> list[str]:
     return [
         "run", "--property", "cr", "--net", str(NET), "--data", str(data),
         "--points", str(points), "--eps", "0.05", "--metrics", "satisfaction",
-        "--backend", "z3", "--json", str(out), "--store", str(store), "--no-progress",
+        "--backend", "z3", "--strategy", "plain",
+        "--json", str(out), "--store", str(store), "--no-progress",
     ]  # fmt: skip
 
 
