@@ -264,16 +264,7 @@ CASES: dict[str, Case] = {
 }
 
 # Known failures whose fix lies in verify/cmd_run.py or verify/runner.py (see each reason).
-XFAIL: dict[str, str] = {
-    "data_label_beyond_outputs": "runner.run: prop.references() raises 'labels must lie in "
-    "[0, m)' without naming the data file or --reference label; wrap it naming both",
-    "jobs_zero": "cmd_run: --jobs is checked only by WorkerPool, after the store is created "
-    "(or never, when no query reaches the solver: exit 0); check --jobs >= 1 up front",
-    "json_is_a_directory": "cmd_run._check_writable accepts an existing directory as --json; "
-    "the run does all its work and writes the store before write_json refuses it",
-    "junit_under_a_file": "cmd_run._check_writable says '--json' for a bad --junit path; "
-    "pass the flag name to it",
-}
+XFAIL: dict[str, str] = {}  # cases that still fail, with the fix they need
 
 
 def _setup(kind: str, out: Path) -> None:

@@ -229,7 +229,12 @@ def command(
             f"--export-vnnlib: {prop_name} has no VNN-LIB 1.0 form (LR needs an auxiliary "
             "distance variable, SCR a softmax); use it with sr or cr"
         )
-    for flag, value in (("--timeout", timeout_s), ("--points", points), ("--samples", samples)):
+    for flag, value in (
+        ("--timeout", timeout_s),
+        ("--points", points),
+        ("--samples", samples),
+        ("--jobs", jobs),
+    ):
         if not value > 0:
             raise InputError(f"{flag} must be > 0, got {value}")
     if tau < 0:
@@ -237,9 +242,9 @@ def command(
     for flag, bound in (("--min-satisfaction", min_satisfaction), ("--min-security", min_security)):
         if bound is not None and not 0 <= bound <= 1:
             raise InputError(f"{flag} must lie in [0, 1], got {bound}")
-    for out in (json_out, junit_out):
+    for flag, out in (("--json", json_out), ("--junit", junit_out)):
         if out is not None:
-            _check_writable(out)
+            _check_writable(flag, out)
     pgd = PGDConfig.paper() if attack_preset == "paper" else PGDConfig.strong()
     if attack_steps is not None:
         pgd = replace(pgd, steps=attack_steps)
@@ -358,14 +363,17 @@ def _default_data(net: Path) -> str:
     return meta["dataset"]
 
 
-def _check_writable(path: Path) -> None:
+def _check_writable(flag: str, path: Path) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    if path.is_dir():
+        raise InputError(f"{flag} {path}: is a directory, expected a file name")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise InputError(f"--json {path}: folder {parent} does not exist")
+        raise InputError(f"{flag} {path}: folder {parent} does not exist")
     import os
 
     if not os.access(parent, os.W_OK):
-        raise InputError(f"--json {path}: folder {parent} is not writable")
+        raise InputError(f"{flag} {path}: folder {parent} is not writable")
 
 
 def _print_summary(

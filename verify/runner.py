@@ -24,6 +24,7 @@ confirmed attack or sample violation; every ``violated`` carries a witness.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -57,6 +58,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 METRICS = ("satisfaction", "security", "accuracy")
+
+# Steps of the short attack that runs before the bound stage.
+QUICK_STEPS = 20
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,12 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     prop = config.prop
     y_center = replayer.evaluate64(points.x)
     labels = torch.from_numpy(points.y)
-    refs = prop.references(torch.from_numpy(y_center), labels)
+    try:
+        refs = prop.references(torch.from_numpy(y_center), labels)
+    except InputError as err:
+        raise InputError(
+            f"data {config.selection.data!r} with --reference {prop.reference}: {err}"
+        ) from err
     negations = [
         prop.negation(points.x[i], y_center[i], int(refs.classes[i]), domain, config.tau)
         for i in range(len(points.x))
@@ -156,7 +165,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     want_security = "security" in config.metrics
     everything = list(range(len(points.x)))
 
-    def attack_stage(indices: list[int]) -> None:
+    def attack_stage(indices: list[int], pgd: PGDConfig = config.attack) -> None:
         """PGD on ``indices``: security data, and ``violated`` verdicts when staged."""
         if not indices:
             return
@@ -169,7 +178,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
                 indices,
                 refs,
                 domain,
-                config.attack,
+                pgd,
                 generator,
                 config.device,
             )
@@ -229,11 +238,19 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
 
     if want_sat:
         open_queries = [Query(i, negations[i]) for i in everything if i not in verdicts]
+        if staged and open_queries and not want_security:
+            # 2'. without the security metric: a short attack first (the first run, at most
+            # QUICK_STEPS steps; violated points leave it after a few), so that the bounds
+            # skip what it refutes, and the full attack later only on what they leave open
+            quick = dataclasses.replace(
+                config.attack, steps=min(config.attack.steps, QUICK_STEPS), restarts=1
+            )
+            attack_stage([q.index for q in open_queries], quick)
+            open_queries = [q for q in open_queries if q.index not in verdicts]
         if staged and open_queries:
-            # 3. bounds; they never meet a violated point, so running them before the attack
-            # only saves the attack's time on points they prove
+            # 3. bounds; they never meet a violated point, so the order of attack and bounds
+            # changes only the time spent
             open_queries = _bound_stage(network, open_queries, points, verdicts, config.device)
-            # ... else only on the points the bounds left open
             if not want_security:
                 attack_stage([q.index for q in open_queries])
                 open_queries = [q for q in open_queries if q.index not in verdicts]
