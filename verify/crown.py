@@ -84,8 +84,8 @@ class Crown:
         self._b: list[Tensor | None] = []
         for layer in network.layers:
             if isinstance(layer, Affine):
-                self._W.append(torch.as_tensor(layer.W, dtype=torch.float64, device=self.device))
-                self._b.append(torch.as_tensor(layer.b, dtype=torch.float64, device=self.device))
+                self._W.append(self.tensor(layer.W))
+                self._b.append(self.tensor(layer.b))
             else:
                 self._W.append(None)
                 self._b.append(None)
@@ -93,7 +93,8 @@ class Crown:
     # -- public API ------------------------------------------------------------------------
 
     def tensor(self, value: npt.ArrayLike) -> Tensor:
-        return torch.as_tensor(np.asarray(value, dtype=np.float64), device=self.device)
+        """A float64 copy on this device (numpy arrays may be read-only)."""
+        return torch.tensor(np.array(value, dtype=np.float64), device=self.device)
 
     def interval(self, lower: Tensor, upper: Tensor) -> LayerBounds:
         """Interval bounds of every layer for the boxes ``[lower, upper]`` (``(B, n)``)."""
