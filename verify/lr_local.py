@@ -84,7 +84,7 @@ def analyse(network: Network, negation: Negation, y_center: FloatArray) -> Local
         u = np.where(v > 0, up, down)
         gain = float(v @ u)
         if base + d0 * (gain + atom.dist_coeff) > 0.0:
-            return LocalLR(d0, center + d0 * u, None)
+            return LocalLR(d0, np.clip(center + d0 * u, box.lower, box.upper), None)
     floor = Atom(terms=(), rhs=d0, dist_coeff=1.0)
     outer = dataclasses.replace(
         negation,
