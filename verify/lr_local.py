@@ -45,7 +45,8 @@ def stable_radius(network: Network, center: FloatArray, box: Disjunct, limit: fl
     lo_dom, hi_dom = box.lower, box.upper
     interior = (center > lo_dom) & (center < hi_dom)
     room = np.minimum(center - lo_dom, hi_dom - center)[interior]
-    d = min(limit, float(room.min())) if room.size else limit
+    # strictly inside: center ± d must stay within eps of the center after rounding
+    d = (min(limit, float(room.min())) if room.size else limit) * (1.0 - 1e-9)
     for _ in range(60):
         if d <= 0.0:
             return 0.0
