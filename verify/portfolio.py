@@ -2,14 +2,21 @@
 
 They are complementary (measured on 784→100→10 and 784→512→10-like networks: HiGHS proves
 "unsat" where Marabou times out, Marabou finds "sat" points many times faster), so both start
-at once, each in its own forked process with the full time limit, and the first *definitive*
-answer wins: ``unsat``, or ``sat`` with a point that really lies in the negation when the float64
-IR is evaluated there (projected into the box). The loser is killed at once. A racer whose
-point fails that check, or that answers ``unknown``, is ignored while the other still runs.
-The caller (:func:`verify.decide.decide`) still replays every point through onnxruntime.
+at once, each in its own forked process, and the first *definitive* answer wins: ``unsat``, or
+``sat`` with a point that really lies in the negation when the float64 IR is evaluated there
+(projected into the box). The loser is killed at once. A racer whose point fails that check, or
+that answers ``unknown``, is ignored while the other still runs. The caller
+(:func:`verify.decide.decide`) still replays every point through onnxruntime.
 
-Racing needs two cores for one query: run ``verify run --jobs 1`` on a two-core machine (see
-``benchmarks/verify_speed.py`` for the measurement behind this choice).
+Two cores, one query. With a single disjunct, Marabou and the MILP simply race with the full
+time limit. With several (CR's classes, SR's and LR's outputs and signs), the MILP decides one
+disjunct at a time, and unsat needs every one: there the first racer runs Marabou on the whole
+negation for a short share (:data:`MARABOU_SHARE`, its chance to find a point quickly), then
+both racers take disjuncts from one shared queue (a pipe of indices, most violated at the center
+first) and decide them with the MILP. Measured on the ``benchmarks/verify_speed.py`` queries
+that reach this stage (after PGD, so mostly unsat, several disjuncts each): Marabou decided
+none of them within 60 s, the MILP each disjunct in 0.1–4 s; a full-time race left one core to
+Marabou for nothing, the shared queue halves the wall time of multi-disjunct queries.
 
 Both racers get the same intermediate-neuron bounds: before forking, the network is seeded with
 CROWN bounds of the query box (:func:`verify.bounds.seeded`) unless it already carries a seed
@@ -27,28 +34,51 @@ import os
 import pickle
 import select
 import signal
+import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from properties.spec import Negation
-from verify.backends.base import BackendName, SolverOutcome, check_query, get_backend, query_box
+from properties.spec import FloatArray, Negation
+from verify.backends.base import (
+    BackendName,
+    SolverOutcome,
+    Status,
+    check_query,
+    get_backend,
+    import_solver,
+    query_box,
+)
 from verify.network import Network
 
-__all__ = ["RACERS", "PortfolioBackend", "race", "valid_point"]
+__all__ = ["MARABOU_SHARE", "PortfolioBackend", "race", "valid_point"]
 
 log = logging.getLogger(__name__)
 
-RACERS = (BackendName.MARABOU, BackendName.MILP)
+# Share of the time limit Marabou gets on a query with several disjuncts (at least 1 s).
+MARABOU_SHARE = 0.02
+
+
+@dataclass(frozen=True)
+class Report:
+    """A racer's answer. ``proved``: disjuncts it showed empty; ``whole``: the status is about
+    the whole negation (Marabou), not about the disjuncts it took from the queue."""
+
+    status: Status
+    x: FloatArray | None
+    reason: str
+    racer: str
+    whole: bool = False
+    proved: tuple[int, ...] = field(default=())
 
 
 @dataclass(frozen=True)
 class PortfolioBackend:
     """Marabou and MILP racing; ``grace_s`` past the limit, stragglers are killed."""
 
-    racers: tuple[BackendName, ...] = RACERS
     grace_s: float = 2.0
 
     @property
@@ -59,36 +89,129 @@ class PortfolioBackend:
         check_query(network, negation)
         start = time.monotonic()
         network = _with_seed(network, negation)
-        jobs: list[tuple[Callable[..., SolverOutcome], tuple[object, ...]]] = [
-            (_solve_one, (name, network, negation, timeout_s)) for name in self.racers
-        ]
-        answers = race(
-            jobs,
-            lambda out: _definitive(network, negation, out),
-            timeout_s + self.grace_s,
-        )
+        for module, package in (("maraboupy.MarabouCore", "maraboupy"), ("highspy", "highspy")):
+            import_solver(module, package)  # once here, not in every forked racer
+        count = len(negation.disjuncts)
+        if count == 1:
+            jobs: list[tuple[Callable[..., Report], tuple[object, ...]]] = [
+                (_marabou, (network, negation, timeout_s)),
+                (_milp, (network, negation, None, timeout_s)),
+            ]
+            queue = None
+        else:
+            from verify.backends.milp import MilpSession
+
+            queue = _queue(MilpSession(network, negation).order())
+            share = min(timeout_s, max(1.0, MARABOU_SHARE * timeout_s))
+            jobs = [
+                (_marabou_then_milp, (network, negation, queue, share, timeout_s)),
+                (_milp, (network, negation, queue, timeout_s)),
+            ]
+        try:
+            reports = race(
+                jobs,
+                lambda got: _verdict(network, negation, got) is not None,
+                timeout_s + self.grace_s,
+            )
+        finally:
+            if queue is not None:
+                os.close(queue)
         elapsed = time.monotonic() - start
-        for name, out in zip(self.racers, answers, strict=True):
-            if out is not None and _definitive(network, negation, out):
-                return SolverOutcome(
-                    out.status, out.x, f"portfolio: {name.value} first: {out.reason}", elapsed
-                )
+        answer = _verdict(network, negation, reports)
+        if answer is not None:
+            status, x, reason = answer
+            return SolverOutcome(status, x, f"portfolio: {reason}", elapsed)
         # No definitive answer: hand on an unconfirmed point (the caller's replay and margin
         # retry deal with it), else unknown with every racer's reason.
-        reasons = []
-        for name, out in zip(self.racers, answers, strict=True):
-            if out is not None and out.status == "sat":
-                return SolverOutcome(
-                    "sat", out.x, f"portfolio: {name.value}: {out.reason}", elapsed
-                )
-            reasons.append(f"{name.value}: {out.reason if out is not None else 'no answer'}")
-        return SolverOutcome("unknown", None, "portfolio: " + "; ".join(reasons), elapsed)
+        for r in reports:
+            if r is not None and r.status == "sat":
+                return SolverOutcome("sat", r.x, f"portfolio: {r.racer}: {r.reason}", elapsed)
+        reasons = [f"{r.racer}: {r.reason}" for r in reports if r is not None]
+        return SolverOutcome(
+            "unknown", None, "portfolio: " + ("; ".join(reasons) or "no answer"), elapsed
+        )
 
 
-def _solve_one(
-    name: BackendName, network: Network, negation: Negation, timeout_s: float
-) -> SolverOutcome:
-    return get_backend(name).solve(network, negation, timeout_s)
+def _verdict(
+    network: Network, negation: Negation, reports: list[Report | None]
+) -> tuple[Status, FloatArray | None, str] | None:
+    """The definitive answer the reports so far give, if any."""
+    proved: set[int] = set()
+    for r in reports:
+        if r is None:
+            continue
+        if r.status == "sat" and r.x is not None and valid_point(network, negation, r.x):
+            return "sat", r.x, f"{r.racer} first: {r.reason}"
+        if r.status == "unsat" and r.whole:
+            return "unsat", None, f"{r.racer} first: {r.reason}"
+        proved.update(r.proved)
+    if len(proved) == len(negation.disjuncts):
+        racers = sorted({r.racer for r in reports if r is not None and r.proved})
+        return "unsat", None, f"every disjunct unsat ({', '.join(racers)})"
+    return None
+
+
+# -- the racers (run in forked children) ------------------------------------------------------
+
+
+def _marabou(network: Network, negation: Negation, timeout_s: float) -> Report:
+    out = get_backend(BackendName.MARABOU).solve(network, negation, timeout_s)
+    return Report(out.status, out.x, out.reason, "marabou", whole=True)
+
+
+def _marabou_then_milp(
+    network: Network, negation: Negation, queue: int, share_s: float, timeout_s: float
+) -> Report:
+    start = time.monotonic()
+    first = _marabou(network, negation, share_s)
+    if first.status == "unsat" or (
+        first.status == "sat" and first.x is not None and valid_point(network, negation, first.x)
+    ):
+        return first
+    return _milp(network, negation, queue, timeout_s - (time.monotonic() - start))
+
+
+def _milp(network: Network, negation: Negation, queue: int | None, timeout_s: float) -> Report:
+    """MILP on the disjuncts it takes from ``queue`` (all of them, in order, if ``None``)."""
+    from verify.backends.milp import MilpSession
+
+    start = time.monotonic()
+    session = MilpSession(network, negation)
+    order = iter(session.order()) if queue is None else None
+    proved: list[int] = []
+    while True:
+        k = next(order, None) if order is not None else _take(queue)
+        if k is None:
+            return Report(
+                "unsat",
+                None,
+                f"milp: {len(proved)} disjunct(s) unsat",
+                "milp",
+                whole=queue is None,
+                proved=tuple(proved),
+            )
+        left = timeout_s - (time.monotonic() - start)
+        if left <= 0:
+            return Report("unknown", None, "milp: time limit reached", "milp", proved=tuple(proved))
+        status, x, reason = session.solve(k, left)
+        if status != "unsat":
+            return Report(status, x, reason, "milp", proved=tuple(proved))
+        proved.append(k)
+
+
+def _queue(order: list[int]) -> int:
+    """A pipe holding the disjunct indices, write end closed: its read end, for the racers."""
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"".join(struct.pack("i", k) for k in order))
+    os.close(write_fd)
+    return read_fd
+
+
+def _take(queue: int | None) -> int | None:
+    """The next disjunct index from the shared queue; ``None`` when it is empty."""
+    assert queue is not None
+    data = os.read(queue, 4)  # 4-byte reads from one pipe are atomic between the racers
+    return struct.unpack("i", data)[0] if len(data) == 4 else None
 
 
 def _with_seed(network: Network, negation: Negation) -> Network:
@@ -120,27 +243,23 @@ def valid_point(network: Network, negation: Negation, x: np.ndarray) -> bool:
     return False
 
 
-def _definitive(network: Network, negation: Negation, out: SolverOutcome) -> bool:
-    if out.status == "unsat":
-        return True
-    return out.status == "sat" and out.x is not None and valid_point(network, negation, out.x)
-
-
 # --------------------------------------------------------------------------------------------
 # racing forked children
 
 
 def race(
-    jobs: list[tuple[Callable[..., SolverOutcome], tuple[object, ...]]],
-    definitive: Callable[[SolverOutcome], bool],
+    jobs: list[tuple[Callable[..., Any], tuple[object, ...]]],
+    done: Callable[[list[Any]], bool],
     limit_s: float,
-) -> list[SolverOutcome | None]:
-    """Run every ``fn(*args)`` in its own forked child; stop at the first definitive answer.
+) -> list[Any]:
+    """Run every ``fn(*args)`` in its own forked child until ``done(answers)`` holds.
 
-    Returns each job's answer (``None``: killed, crashed or past ``limit_s``), in job order.
+    ``answers`` lists each job's result so far, in job order (``None``: still running, killed,
+    crashed or past ``limit_s``); it is checked whenever a child finishes. The remaining
+    children are then killed.
     """
     children = [_fork(fn, args) for fn, args in jobs]
-    answers: list[SolverOutcome | None] = [None] * len(jobs)
+    answers: list[Any] = [None] * len(jobs)
     buffers = [bytearray() for _ in jobs]
     open_fds = {fd: k for k, (_, fd) in enumerate(children)}
     deadline = time.monotonic() + limit_s
@@ -158,8 +277,7 @@ def race(
                     continue
                 del open_fds[fd]
                 answers[k] = _unpickle(bytes(buffers[k]))
-                out = answers[k]
-                if out is not None and definitive(out):
+                if done(answers):
                     return answers
     finally:
         for pid, fd in children:
@@ -172,18 +290,18 @@ def race(
     return answers
 
 
-def _unpickle(data: bytes) -> SolverOutcome | None:
+def _unpickle(data: bytes) -> Any:
     try:
         tag, payload = pickle.loads(data)
     except Exception:  # a child that died mid-write
         return None
-    if tag == "ok" and isinstance(payload, SolverOutcome):
+    if tag == "ok":
         return payload
     log.warning("portfolio racer failed: %s", payload)
-    return SolverOutcome("unknown", None, f"error: {payload}", 0.0)
+    return None
 
 
-def _fork(fn: Callable[..., SolverOutcome], args: tuple[object, ...]) -> tuple[int, int]:
+def _fork(fn: Callable[..., Any], args: tuple[object, ...]) -> tuple[int, int]:
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: solve, write the pickled answer, exit without cleanup

@@ -37,8 +37,9 @@ import torch
 
 from properties import PGDConfig, Property
 from properties.domain import Domain
-from properties.errors import InputError
+from properties.errors import InputError, RobustpropError
 from properties.spec import Negation
+from verify.backends.base import BackendName
 from verify.bounds import bound_negations, compute_seeds
 from verify.crown import Crown
 from verify.decide import STRATEGIES
@@ -313,20 +314,50 @@ def _decide_open(
         if reused:
             log.info("reused %d stored verdict(s) from %s", reused, config.store_path)
         if todo:
-            with _pool(config, WorkerSpec(config.model_path, backend)) as pool:
-                for query, verdict in pool.map(todo, config.timeout_s):
-                    verdicts[query.index] = verdict
-                    if store is not None and is_reusable(verdict):
-                        store.put(
-                            network.sha256,
-                            prop_key,
-                            keys[query.index],
-                            backend,
-                            config.timeout_s,
-                            verdict,
-                        )
-                    finish(query.index)
+            for query, verdict in _exact(todo, config, network, backend):
+                verdicts[query.index] = verdict
+                if store is not None and is_reusable(verdict):
+                    store.put(
+                        network.sha256,
+                        prop_key,
+                        keys[query.index],
+                        backend,
+                        config.timeout_s,
+                        verdict,
+                    )
+                finish(query.index)
         return reused
+
+
+def _exact(
+    queries: list[Query], config: RunConfig, network: Network, backend: str
+) -> Iterator[tuple[Query, Verdict]]:
+    """Exact verdicts in completion order, from the executor; except for the portfolio with one
+    local job, which runs here: its solvers already run in forked racers under a hard time
+    limit, so a solver crash or hang cannot reach this process, and no worker has to start and
+    load the network (about 2 s per run)."""
+    if backend == BackendName.PORTFOLIO.value and config.jobs == 1 and config.executor == "local":
+        from verify.point_query import PointDecider
+
+        decider = PointDecider(network, Replayer(config.model_path), backend)
+        for query in queries:
+            try:
+                verdict = decider.decide(query, config.timeout_s)
+            except RobustpropError as err:
+                verdict = Verdict(Status.UNKNOWN, Stage.NONE, backend, 0.0, reason=f"error: {err}")
+            except Exception as err:  # as in a pool worker: one query, not the run
+                log.exception("query %d failed", query.index)
+                verdict = Verdict(
+                    Status.UNKNOWN,
+                    Stage.NONE,
+                    backend,
+                    0.0,
+                    reason=f"internal error: {type(err).__name__}: {err}",
+                )
+            yield query, verdict
+        return
+    with _pool(config, WorkerSpec(config.model_path, backend)) as pool:
+        yield from pool.map(queries, config.timeout_s)
 
 
 def _bound_stage(

@@ -11,6 +11,7 @@ import pytest
 from properties.spec import Atom, Disjunct, Negation
 from tests.verify.test_bounds import _negations as negations_around
 from tests.verify.test_bounds import small_net
+from verify import portfolio
 from verify.backends.base import SolverOutcome
 from verify.backends.milp import MilpBackend
 from verify.backends.z3_backend import Z3Backend
@@ -109,7 +110,7 @@ def test_race_takes_the_first_definitive_answer_and_kills_the_rest() -> None:
     start = time.monotonic()
     answers = race(
         [(_sleep_then, (30.0, "unsat")), (_sleep_then, (0.1, "unsat"))],
-        lambda out: out.status == "unsat",
+        lambda got: any(a is not None and a.status == "unsat" for a in got),
         20.0,
     )
     assert time.monotonic() - start < 5.0
@@ -119,7 +120,7 @@ def test_race_takes_the_first_definitive_answer_and_kills_the_rest() -> None:
 def test_race_waits_past_an_indefinite_answer_and_survives_a_crash() -> None:
     answers = race(
         [(_sleep_then, (0.0, "unknown")), (_die, ()), (_sleep_then, (0.5, "unsat"))],
-        lambda out: out.status == "unsat",
+        lambda got: any(a is not None and a.status == "unsat" for a in got),
         20.0,
     )
     assert answers[0] is not None and answers[0].status == "unknown"
@@ -129,14 +130,46 @@ def test_race_waits_past_an_indefinite_answer_and_survives_a_crash() -> None:
 
 def test_race_gives_up_at_the_limit() -> None:
     start = time.monotonic()
-    answers = race([(_sleep_then, (30.0, "unsat"))], lambda out: True, 0.5)
+    answers = race([(_sleep_then, (30.0, "unsat"))], lambda got: True, 0.5)
     assert answers == [None]
     assert time.monotonic() - start < 3.0
 
 
-def test_portfolio_seeds_both_racers_and_agrees_with_z3() -> None:
+def test_portfolio_agrees_with_z3_on_one_and_on_several_disjuncts() -> None:
+    for name, params in (("cr", {"eps": 0.15}), ("sr", {"eps": 0.2, "delta": 0.5})):
+        net = small_net(0)
+        for negation in _negations(net, name, 0, **params):
+            for neg in (negation, Negation(negation.disjuncts[:1])):
+                out = PortfolioBackend().solve(net, neg, 20.0)
+                assert out.status == Z3Backend().solve(net, neg, 20.0).status, out.reason
+                assert out.reason.startswith("portfolio: ")
+
+
+def test_the_shared_queue_splits_the_disjuncts_and_unsat_needs_them_all() -> None:
     net = small_net(0)
-    for negation in _negations(net, "cr", 0, eps=0.15):
-        out = PortfolioBackend().solve(net, negation, 20.0)
-        assert out.status == Z3Backend().solve(net, negation, 20.0).status, out.reason
-        assert out.reason.startswith("portfolio: ")
+    (negation,) = [
+        n
+        for n in _negations(net, "sr", 0, eps=0.2, delta=0.5)
+        if Z3Backend().solve(net, n, 20.0).status == "unsat"
+    ][:1]
+    queue = portfolio._queue(list(range(len(negation.disjuncts))))
+    try:
+        first = portfolio._milp(net, negation, queue, 20.0)  # takes every index ...
+        second = portfolio._milp(net, negation, queue, 20.0)  # ... so none is left
+    finally:
+        os.close(queue)
+    assert first.status == "unsat" and not first.whole
+    assert sorted(first.proved) == list(range(len(negation.disjuncts)))
+    assert second.proved == ()
+    verdict = portfolio._verdict
+    half = len(negation.disjuncts) // 2
+    a = portfolio.Report("unsat", None, "", "milp", proved=first.proved[:half])
+    b = portfolio.Report("unsat", None, "", "milp", proved=first.proved[half:])
+    assert verdict(net, negation, [a, None]) is None  # half the disjuncts prove nothing
+    answer = verdict(net, negation, [a, b])
+    assert answer is not None and answer[0] == "unsat"
+    whole = portfolio.Report("unsat", None, "", "marabou", whole=True)
+    answer = verdict(net, negation, [whole, None])
+    assert answer is not None and answer[0] == "unsat"
+    bogus = portfolio.Report("sat", negation.disjuncts[0].lower, "", "marabou", whole=True)
+    assert verdict(net, negation, [bogus, a]) is None  # a point outside the negation

@@ -41,13 +41,12 @@ from verify.backends.base import (
     SolverOutcome,
     Status,
     check_query,
-    group_by_box,
     import_solver,
     query_box,
 )
 from verify.network import Affine, Network, Relu
 
-__all__ = ["MilpBackend", "MilpModel", "encode_network"]
+__all__ = ["MilpBackend", "MilpModel", "MilpSession", "encode_network"]
 
 log = logging.getLogger(__name__)
 
@@ -248,38 +247,67 @@ class MilpBackend:
 
     def solve(self, network: Network, negation: Negation, timeout_s: float) -> SolverOutcome:
         check_query(network, negation)
-        highspy = import_solver("highspy", "highspy")
         start = time.monotonic()
-        reasons: list[str] = []
-        for group in group_by_box(negation):
-            encoded = encode_network(network, group)
-            if encoded is None:
-                continue
-            model, outputs = encoded
-            for disjunct in _ordered(network, group):
-                remaining = timeout_s - (time.monotonic() - start)
-                if remaining <= 0:
-                    reasons.append("milp: time limit reached before every disjunct was tried")
-                    break
-                status, x, reason = _solve_disjunct(highspy, model, outputs, disjunct, remaining)
-                if status == "sat":
-                    return SolverOutcome("sat", x, reason, time.monotonic() - start)
-                if status == "unknown":
-                    reasons.append(reason)
-                    break
-            if reasons:
-                break
-        elapsed = time.monotonic() - start
-        if reasons:
-            return SolverOutcome("unknown", None, "; ".join(reasons), elapsed)
-        return SolverOutcome("unsat", None, "milp: unsat", elapsed)
+        session = MilpSession(network, negation)
+        for k in session.order():
+            remaining = timeout_s - (time.monotonic() - start)
+            if remaining <= 0:
+                return SolverOutcome(
+                    "unknown",
+                    None,
+                    "milp: time limit reached before every disjunct was tried",
+                    time.monotonic() - start,
+                )
+            status, x, reason = session.solve(k, remaining)
+            if status != "unsat":
+                return SolverOutcome(status, x, reason, time.monotonic() - start)
+        return SolverOutcome("unsat", None, "milp: unsat", time.monotonic() - start)
 
 
-def _ordered(network: Network, group: Negation) -> list[Disjunct]:
-    """Disjuncts, most violated at the box center first."""
-    box = group.disjuncts[0]
-    y = network.evaluate((box.lower + box.upper) / 2.0)[0]
-    return sorted(group.disjuncts, key=lambda d: -min((a.value(y) for a in d.atoms), default=0.0))
+class MilpSession:
+    """One MILP per disjunct of a negation, the network encoded once per input box.
+
+    :meth:`order` lists the disjuncts most violated at their box center first (the likeliest
+    to be sat); :meth:`solve` decides one of them.
+    """
+
+    def __init__(self, network: Network, negation: Negation) -> None:
+        check_query(network, negation)
+        self.network = network
+        self.negation = negation
+        self._highspy = import_solver("highspy", "highspy")
+        self._encoded: dict[bytes, tuple[MilpModel, _Values] | None] = {}
+
+    def order(self) -> list[int]:
+        scores = []
+        centers: dict[bytes, FloatArray] = {}
+        for d in self.negation.disjuncts:
+            key = d.lower.tobytes() + d.upper.tobytes()
+            if key not in centers:
+                centers[key] = self.network.evaluate((d.lower + d.upper) / 2.0)[0]
+            scores.append(-min((a.value(centers[key]) for a in d.atoms), default=0.0))
+        return [int(k) for k in np.argsort(scores, kind="stable")]
+
+    def solve(self, k: int, timeout_s: float) -> tuple[Status, FloatArray | None, str]:
+        """Decide disjunct ``k`` alone (with the negation's distance, if any)."""
+        d = self.negation.disjuncts[k]
+        key = d.lower.tobytes() + d.upper.tobytes()
+        if key not in self._encoded:
+            group = Negation(
+                disjuncts=tuple(
+                    e
+                    for e in self.negation.disjuncts
+                    if e.lower.tobytes() + e.upper.tobytes() == key
+                ),
+                distance=self.negation.distance,
+                tau=self.negation.tau,
+            )
+            self._encoded[key] = encode_network(self.network, group)
+        encoded = self._encoded[key]
+        if encoded is None:
+            return "unsat", None, "milp: empty input box"
+        model, outputs = encoded
+        return _solve_disjunct(self._highspy, model, outputs, d, timeout_s)
 
 
 def _solve_disjunct(
