@@ -4,13 +4,19 @@ Per point, with ``strategy="staged"`` (the default), in order (each step only fo
 previous left open):
 
 1. **center** — the data point itself, replayed through onnxruntime;
-2. **attack** — batched PGD on the property's margin (targeted per class for CR/SCR); a
-   candidate counts only after replay. The same attack gives the *security* metric;
+2. **attack** — batched PGD (:mod:`verify.pgd_batch`: the property's margin plus targeted
+   objectives per class, or per output and sign, all in one batch); a candidate counts only
+   after replay. The same attack gives the *security* metric;
 3. **bounds** — batched CROWN bound propagation over all open points and every atom
    (:mod:`verify.bounds`): ``holds`` when it proves the negation empty; otherwise the disjuncts
    it proves empty are dropped and the rest goes on seeded with CROWN's neuron bounds;
-4. **solver** — the exact backend in worker processes (``--jobs``, per-query timeout); ``auto``
-   is Z3 for tiny networks, else the Marabou/MILP portfolio (:mod:`verify.portfolio`).
+4. **solver** — the exact backend (``--jobs`` worker processes, per-query timeout); ``auto``
+   is Z3 for tiny networks, else the Marabou/MILP portfolio (:mod:`verify.portfolio`), which
+   with one job runs in this process (its solvers run in forked, killable racers).
+
+Attack and bounds never both decide a point (one proves, the other refutes), so their order
+only changes the time spent: without the security metric a short attack (``QUICK_STEPS``
+steps, one run) goes first, then the bounds, then the full attack on what is left.
 
 ``strategy="plain"`` is the baseline a user could script: every point goes straight to the
 exact backend (``auto``: Marabou), without the center, attack and bound stages (the attack

@@ -8,7 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from properties import Domain, make_property
+from properties import Domain, PGDConfig, make_property
 from properties.spec import Atom, Disjunct, Negation
 from verify.backends.z3_backend import Z3Backend
 from verify.bounds import (
@@ -130,21 +130,43 @@ CASES = [
 @pytest.mark.parametrize(("name", "params"), CASES, ids=[f"{n}-{p}" for n, p in CASES])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_proof_by_bounds_is_never_refuted(name: str, params: dict[str, float], seed: int) -> None:
-    """Proved negations are unsat for Z3 (exact rationals) and a search finds nothing in
-    them; what is left after pruning, on the seeded network, keeps Z3's answer."""
+    """Proved negations are unsat for Z3 (exact rationals), and neither the staged PGD nor a
+    random search finds a point in them; what is left after pruning, on the seeded network,
+    keeps Z3's answer."""
     net = small_net(seed)
     negations = _negations(net, name, np.random.default_rng(seed), **params)
     results = compute_seeds(net, bound_negations(net, negations))
+    xs = np.random.default_rng(seed).random((4, net.n))  # the centers _negations drew
+    pgd_points = _pgd_points(net, name, params, xs)
     z3 = Z3Backend()
-    for negation, result in zip(negations, results, strict=True):
+    for k, (negation, result) in enumerate(zip(negations, results, strict=True)):
         original = z3.solve(net, negation, 20.0).status
         assert original != "unknown"
         if result.holds:
             assert original == "unsat"
             assert not _search_violates(net, negation)
+            x = pgd_points[k]
+            assert not negation.is_satisfied_by(x, net.evaluate(x)[0])
             continue
         assert result.negation is not None and result.seed is not None
         assert z3.solve(seeded(net, result.seed), result.negation, 20.0).status == original
+
+
+def _pgd_points(net: Network, name: str, params: dict[str, float], xs: np.ndarray) -> np.ndarray:
+    """The staged attack's best point around each center (float64 model)."""
+    from properties.base import References
+    from verify.pgd_batch import batched_attack
+    from verify.torch_net import to_torch
+
+    prop = make_property(name, **params)
+    ys = net.evaluate(xs)
+    refs = References(torch.from_numpy(ys), torch.from_numpy(ys.argmax(axis=1)))
+    model = to_torch(net, torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    found = batched_attack(
+        prop, model, torch.from_numpy(xs), refs, Domain(), PGDConfig.strong(), gen
+    )
+    return found.x.numpy()
 
 
 def _search_violates(net: Network, negation: Negation) -> bool:
