@@ -12,7 +12,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import click
 
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from properties import Property
     from training.config import TrainConfig
 
-PARITY_POINTS: Final = 256
 T = TypeVar("T")
 
 
@@ -229,9 +228,8 @@ def command(
     (α·CE(x̂) + β·L_C(x′), x′ by PGD on the property; --property sr, lr or scr).
     """
     # Imported here so that `verify --help` does not pay for torch, onnx and onnxruntime.
-    from export.onnx_export import export_onnx
-    from training.data import load_dataset, subset
-    from training.loop import RunFiles, RunOptions, TrainingInterrupted, resolve_device, train
+    from training.loop import RunOptions, TrainingInterrupted, resolve_device
+    from verify.train_job import TrainJob, train_to_onnx
 
     if output.is_dir():
         raise InputError(f"{output}: is a directory, expected an output file name")
@@ -266,18 +264,9 @@ def command(
         progress=sys.stderr.isatty() if progress is None else progress,
         cuda_graphs=cuda_graphs,
     )
-    train_data = load_dataset(dataset, "train", data_dir)
-    test_data = load_dataset(dataset, "test", data_dir)
-    if train_limit is not None:
-        train_data = subset(train_data, train_limit, seed=None)
-    files = RunFiles.beside(output)
-    data_meta = {
-        "dataset": train_data.name,
-        "input_shape": json.dumps(list(train_data.input_shape)),
-        "preset": preset,
-    }
+    job = TrainJob(dataset, output, data_dir, train_limit, preset)
     try:
-        result = train(config, train_data, test_data, files, options, data_meta)
+        done = train_to_onnx(config, job, options)
     except TrainingInterrupted as stop:
         click.echo(
             f"interrupted: {stop.checkpoint} holds {stop.epochs_done} finished epochs; "
@@ -285,32 +274,21 @@ def command(
             err=True,
         )
         sys.exit(130)
-    n_classes = max(train_data.n_classes, test_data.n_classes)
-    metadata = {
-        **data_meta,
-        **config.metadata(),
-        "arch": config.arch,
-        "n_inputs": str(train_data.n_inputs),
-        "n_classes": str(n_classes),
-        "epochs": str(result.epochs_done),
-        "train_rows": str(len(train_data)),
-    }
-    report = export_onnx(
-        result.model, output, train_data.n_inputs, metadata, test_data.x[:PARITY_POINTS]
-    )
-    last = result.history[-1] if result.history else {}
     what = config.regime if config.sampler is None else f"{config.regime} ({config.sampler})"
     if prop is not None:
         what += f" {prop.name} {json.dumps(prop.params())}"
     click.echo(
-        f"trained {config.arch} on {len(train_data)} {train_data.name} rows: {what}; "
-        f"epochs: {result.epochs_done}, on {options.device} ({result.step_mode})"
+        f"trained {config.arch} on {done.train_rows} {done.dataset} rows: {what}; "
+        f"epochs: {done.epochs_done}, on {options.device} ({done.step_mode})"
     )
-    if last:
-        sat = last.get("sat_fraction")
-        sat_text = "" if sat is None else f", sampled points satisfying: {sat:.4f}"
-        click.echo(f"test accuracy {last['test_acc']:.4f}{sat_text}")
+    if done.test_accuracy is not None:
+        sat_text = (
+            ""
+            if done.sat_fraction is None
+            else f", sampled points satisfying: {done.sat_fraction:.4f}"
+        )
+        click.echo(f"test accuracy {done.test_accuracy:.4f}{sat_text}")
     click.echo(
-        f"wrote {report.path} (max abs diff {report.max_abs_diff:.2e} vs torch), "
-        f"checkpoint {files.checkpoint}, log {files.log}"
+        f"wrote {done.path} (max abs diff {done.max_abs_diff:.2e} vs torch), "
+        f"checkpoint {done.checkpoint}, log {done.log}"
     )
