@@ -27,8 +27,9 @@ class TrainJob:
     dataset: str
     output: Path
     data_dir: Path | None = None
-    train_limit: int | None = None  # the first N training rows (None: all)
+    train_limit: int | None = None  # N training rows (None: all)
     preset: str = "paper"
+    limit_seed: int | None = None  # None: the first N rows; else a seeded sample of N rows
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def train_to_onnx(config: TrainConfig, job: TrainJob, options: RunOptions) -> Tr
     train_data = load_dataset(job.dataset, "train", job.data_dir)
     test_data = load_dataset(job.dataset, "test", job.data_dir)
     if job.train_limit is not None:
-        train_data = subset(train_data, job.train_limit, seed=None)
+        train_data = subset(train_data, job.train_limit, seed=job.limit_seed)
     files = RunFiles.beside(job.output)
     data_meta = {
         "dataset": train_data.name,

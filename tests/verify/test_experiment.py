@@ -1,0 +1,109 @@
+"""`verify experiment --quick` end to end (real training, attacks and solvers, toy size)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from verify.cli import cli
+from verify.experiment_grid import REGIMES
+
+
+def _quick(tmp: Path, *extra: str) -> Result:
+    args = ["experiment", "--quick", "-o", str(tmp / "results"), "--work-dir", str(tmp / "work")]
+    return CliRunner().invoke(cli, [*args, *extra])
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result, Result]:
+    tmp = tmp_path_factory.mktemp("experiment")
+    first = _quick(tmp)
+    for name in ("curves.csv", "certified.csv", "table2.csv"):
+        (tmp / f"first-{name}").write_bytes((tmp / "results" / name).read_bytes())
+    second = _quick(tmp)
+    return tmp, first, second
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_quick_writes_the_report_tables_and_figures(quick_run: tuple[Path, Result, Result]) -> None:
+    tmp, first, _ = quick_run
+    assert first.exit_code == 0, first.output
+    out = tmp / "results"
+    report = (out / "report.md").read_text()
+    for spec in REGIMES:
+        assert spec.label in report
+    for claim in ("| E1 |", "| E2 |", "| E3 |", "| E4 |"):
+        assert claim in report
+    assert "hardware:" in report and "wall time:" in report
+    table2 = _csv(out / "table2.csv")
+    gtsrb = {r["regime"]: r for r in table2 if r["dataset"] == "gtsrb"}
+    assert set(gtsrb) == {s.key for s in REGIMES}
+    assert gtsrb["baseline"]["paper_pct"] == "92.4"
+    curves = _csv(out / "curves.csv")
+    assert {r["property"] for r in curves} == {"sr", "lr", "scr"}
+    assert all(0.0 <= float(r["security"]) <= 1.0 for r in curves)
+    pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert "gtsrb-sr-attack.png" in pngs and "fashion-mnist-slice-bigger-network.png" in pngs
+    for name in pngs:
+        assert (out / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_certified_satisfaction_never_exceeds_security(
+    quick_run: tuple[Path, Result, Result],
+) -> None:
+    """Sound: a point PGD breaks (replayed) can never be certified."""
+    tmp, first, _ = quick_run
+    assert first.exit_code == 0, first.output
+    rows = _csv(tmp / "results" / "certified.csv")
+    assert rows
+    for r in rows:
+        holds, violated, unknown = int(r["holds"]), int(r["violated"]), int(r["unknown"])
+        assert holds + violated + unknown == int(r["points"])
+        assert float(r["satisfaction_hi"]) <= float(r["security"]) + 1e-9
+        assert r["stages"]
+
+
+def test_a_rerun_reuses_networks_and_measurements(quick_run: tuple[Path, Result, Result]) -> None:
+    tmp, _, second = quick_run
+    assert second.exit_code == 0, second.output
+    assert "training" not in second.stderr
+    assert second.stderr.count("reusing") == 17  # 7 + 3 bigger + 7
+    assert "(cached)" in second.stderr and " s)" not in second.stderr.replace("(cached)", "")
+    for name in ("curves.csv", "certified.csv"):
+        again = _csv(tmp / "results" / name)
+        first_rows = _csv(tmp / f"first-{name}")
+        assert again == first_rows and again
+
+
+@pytest.mark.parametrize(
+    ("args", "culprit"),
+    [
+        (["--datasets", "mnist"], "mnist"),
+        (["--cert-eps", "2"], "2"),
+        (["--eps", "0.1,x"], "--eps"),
+        (["--epochs", "0"], "--epochs"),
+        (["--cert-props", "sr,xr"], "xr"),
+        (["--bigger", "gtsrb", "--datasets", "fashion-mnist"], "gtsrb"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_value(tmp_path: Path, args: list[str], culprit: str) -> None:
+    out = tmp_path / "results"
+    result = CliRunner().invoke(cli, ["experiment", "-o", str(out), *args])
+    assert result.exit_code == 2, result.output
+    assert culprit in result.stderr and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_out_must_be_a_folder(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("keep")
+    result = CliRunner().invoke(cli, ["experiment", "--quick", "-o", str(target)])
+    assert result.exit_code == 2 and str(target) in result.stderr
+    assert target.read_text() == "keep"
