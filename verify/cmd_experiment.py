@@ -151,7 +151,9 @@ def command(
             raise InputError(f"--lr must be > 0, got {lr}")
         config = ExperimentConfig(
             datasets=names,
-            grid=GridConfig(epochs, lr, train_limit, seed, data_dir, work_dir, device),
+            grid=GridConfig(
+                epochs, lr, train_limit, seed, data_dir, work_dir, device, sys.stderr.isatty()
+            ),
             bigger=_names("--bigger", bigger, names),
             curve_eps=_floats("--eps", curve_eps),
             curve_points=curve_points,

@@ -99,6 +99,7 @@ class GridConfig:
     data_dir: Path | None = None
     work_dir: Path = field(default_factory=lambda: Path("runs/experiment"))
     device: str = "cpu"
+    progress: bool = False  # tqdm bar per training run (the CLI: when stderr is a terminal)
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def ensure_network(
     start = time.monotonic()
     # a seeded sample, not the first rows: GTSRB's training file is sorted by class
     job = TrainJob(dataset, path, grid.data_dir, grid.train_limit, "paper", limit_seed=0)
-    options = RunOptions(device=resolve_device(grid.device), progress=False)
+    options = RunOptions(device=resolve_device(grid.device), progress=grid.progress)
     done = train_to_onnx(config, job, options)
     elapsed = time.monotonic() - start
     acc = done.test_accuracy if done.test_accuracy is not None else float("nan")
