@@ -3,7 +3,8 @@
 Each claim compares networks by their *mean constraint security over the measured ε values*
 (ε > 0) under one attack. A claim is ``confirmed`` when every comparison it makes holds on
 the dataset, ``not confirmed`` when none does, and ``partly`` otherwise; the evidence lists
-every number compared, so a reader can judge the margins.
+every number compared, so a reader can judge the margins. Comparisons are strict: a tie
+(e.g. two networks that every attack breaks) does not support a claim and is marked as such.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class Comparison:
 
     def describe(self) -> str:
         sign = ">" if self.greater else "<"
-        mark = "yes" if self.holds else "no"
+        mark = "yes" if self.holds else "no (tie)" if self.left == self.right else "no"
         return f"{self.text}: {self.left:.3f} {sign} {self.right:.3f} — {mark}"
 
 

@@ -112,7 +112,7 @@ class TrainedNet:
     test_accuracy: float
     train_rows: int
     epochs: int
-    train_s: float  # 0 when reused
+    train_s: float  # training time (when reused: the sum of its log's epoch times)
     reused: bool
 
 
@@ -154,9 +154,9 @@ def ensure_network(
     path = network_path(spec, dataset, grid)
     found = _reusable(path, config, dataset)
     if found is not None:
-        acc, rows = found
+        acc, rows, seconds = found
         say(f"{dataset} {spec.key}: reusing {path} (test accuracy {acc:.4f})")
-        return TrainedNet(spec, dataset, path, acc, rows, config.epochs, 0.0, True)
+        return TrainedNet(spec, dataset, path, acc, rows, config.epochs, seconds, True)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -173,8 +173,9 @@ def ensure_network(
     return TrainedNet(spec, dataset, path, acc, done.train_rows, config.epochs, elapsed, False)
 
 
-def _reusable(path: Path, config: TrainConfig, dataset: str) -> tuple[float, int] | None:
-    """(test accuracy, training rows) of a finished network trained exactly so, else None."""
+def _reusable(path: Path, config: TrainConfig, dataset: str) -> tuple[float, int, float] | None:
+    """(test accuracy, training rows, training seconds from its log) of a finished network
+    trained exactly so, else None."""
     if not path.is_file():
         return None
     from export.metadata import read_metadata
@@ -188,8 +189,9 @@ def _reusable(path: Path, config: TrainConfig, dataset: str) -> tuple[float, int
         )
         rows = int(meta["train_rows"])
         log_path = path.with_name(path.stem + ".log.jsonl")
-        last = json.loads(log_path.read_text().strip().splitlines()[-1])
-        acc = float(last["test_acc"])
+        epochs = [json.loads(line) for line in log_path.read_text().strip().splitlines()]
+        acc = float(epochs[-1]["test_acc"])
+        seconds = sum(float(e.get("seconds") or 0.0) for e in epochs)
     except (InputError, OSError, KeyError, ValueError, IndexError):
         return None
-    return (acc, rows) if same else None
+    return (acc, rows, seconds) if same else None

@@ -261,8 +261,11 @@ def _markdown(data: ReportInput, pictures: list[tuple[str, Path]]) -> str:
         "## Settings",
         "",
         f"- command: `{s.get('command', 'verify experiment')}`",
-        f"- wall time: {data.wall_s / 60:.1f} min (trained {sum(not n.reused for n in data.nets)}"
-        f" networks, reused {sum(n.reused for n in data.nets)})",
+        f"- compute: training {sum(n.train_s for n in data.nets) / 60:.1f} min (sum of the "
+        f"networks' epoch times), measurements {_measured_s(data) / 60:.1f} min (sum over "
+        f"every measurement, cached ones included); this invocation {data.wall_s / 60:.1f} "
+        f"min wall (trained {sum(not n.reused for n in data.nets)} networks, reused "
+        f"{sum(n.reused for n in data.nets)})",
         f"- hardware: {hardware()}",
     ]
     lines += [f"- {k}: {v}" for k, v in s.items() if k != "command"]
@@ -288,6 +291,10 @@ def _markdown(data: ReportInput, pictures: list[tuple[str, Path]]) -> str:
     for caption, path in pictures:
         lines += [f"![{caption}](figures/{path.name})", "", f"*{caption}*", ""]
     return "\n".join(lines) + "\n"
+
+
+def _measured_s(data: ReportInput) -> float:
+    return sum(r.time_s for r in data.curves) + sum(r.time_s for r in data.certified)
 
 
 def _table2_md(nets: Sequence[TrainedNet]) -> list[str]:
