@@ -269,6 +269,15 @@ def _markdown(data: ReportInput, pictures: list[tuple[str, Path]]) -> str:
         f"- hardware: {hardware()}",
     ]
     lines += [f"- {k}: {v}" for k, v in s.items() if k != "command"]
+    epochs = {n.epochs for n in data.nets}
+    if epochs and max(epochs) < 100:
+        lines += [
+            "",
+            f"**Reduced budget.** These networks trained for {max(epochs)} epochs, the paper's "
+            "for 100: they are not the paper's networks (see Table 2), so a claim that is not "
+            "confirmed here is a statement about these networks, not a refutation of the paper. "
+            "`verify experiment` without --epochs/--lr runs the paper's schedule.",
+        ]
     lines += ["", "## Table 2 — test accuracy (%)", ""]
     lines += _table2_md(data.nets)
     lines += ["", "## Claims of the paper, checked", ""]
