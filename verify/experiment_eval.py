@@ -19,8 +19,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -141,26 +140,32 @@ def measure(
     return row, False
 
 
-@contextmanager
-def eval_cache(net: Path) -> Iterator[dict[str, Any]]:
-    """The network's cache of measurements, written back (atomically) on exit."""
-    path = net.with_name(net.stem + ".eval.json")
-    data: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            loaded = json.loads(path.read_text())
-            data = loaded if isinstance(loaded, dict) else {}
-        except (OSError, ValueError):
-            log.warning("%s: unreadable cache, measuring again", path)
+def cache_path(net: Path) -> Path:
+    return net.with_name(net.stem + ".eval.json")
+
+
+def read_cache(net: Path) -> dict[str, Any]:
+    """The network's cached measurements (empty when missing or unreadable)."""
+    path = cache_path(net)
+    if not path.is_file():
+        return {}
     try:
-        yield data
-    finally:
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            tmp.write_text(json.dumps(data, sort_keys=True))
-            os.replace(tmp, path)
-        except OSError as err:
-            raise InputError(f"{path}: cannot write the measurement cache ({err})") from err
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        log.warning("%s: unreadable cache, measuring again", path)
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def write_cache(net: Path, data: dict[str, Any]) -> None:
+    """Replace the cache file atomically (a killed run leaves the old or the new one)."""
+    path = cache_path(net)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(data, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError as err:
+        raise InputError(f"{path}: cannot write the measurement cache ({err})") from err
 
 
 def measure_all(
@@ -174,15 +179,18 @@ def measure_all(
     store: Path | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> list[Row]:
-    """Every measurement of ``measures`` on one network, cached (module docstring)."""
+    """Every measurement of ``measures`` on one network; each new one is cached as soon as
+    it is done, so an interrupted run loses at most the measurement in progress."""
     rows: list[Row] = []
-    with eval_cache(net) as cache:
-        for m in measures:
-            row, reused = measure(
-                net, dataset, regime, m, data=data, data_dir=data_dir, store=store, cache=cache
-            )
-            rows.append(row)
-            say(_describe(row, reused))
+    cache = read_cache(net)
+    for m in measures:
+        row, reused = measure(
+            net, dataset, regime, m, data=data, data_dir=data_dir, store=store, cache=cache
+        )
+        if not reused:
+            write_cache(net, cache)
+        rows.append(row)
+        say(_describe(row, reused))
     return rows
 
 

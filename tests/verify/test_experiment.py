@@ -107,3 +107,37 @@ def test_out_must_be_a_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["experiment", "--quick", "-o", str(target)])
     assert result.exit_code == 2 and str(target) in result.stderr
     assert target.read_text() == "keep"
+
+
+def test_an_interrupted_measurement_run_keeps_what_it_finished(tmp_path: Path) -> None:
+    """Each measurement is cached when done: a stop after two keeps those two."""
+    import shutil
+
+    from verify.experiment_eval import Measure, measure_all, read_cache
+
+    golden = Path(__file__).parent / "golden"
+    net = tmp_path / "golden.onnx"
+    shutil.copy(golden / "golden.onnx", net)
+    measures = [
+        Measure(p, e, 5, ("security", "accuracy"), "paper", 10)
+        for p in ("sr", "lr")
+        for e in (0.05, 0.1)
+    ]
+    seen: list[str] = []
+
+    def stop_after_two(line: str) -> None:
+        seen.append(line)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        measure_all(
+            net, "golden", "baseline", measures, data=str(golden / "golden.npz"), say=stop_after_two
+        )
+    assert len(read_cache(net)) == 2
+    lines: list[str] = []
+    rows = measure_all(
+        net, "golden", "baseline", measures, data=str(golden / "golden.npz"), say=lines.append
+    )
+    assert [line.endswith("(cached)") for line in lines] == [True, True, False, False]
+    assert len(read_cache(net)) == 4 and len(rows) == 4
