@@ -26,14 +26,12 @@ dataset. Exit code 1 if any disagreement was seen.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "runs" / "bench"
@@ -211,22 +209,12 @@ def main_grid(args: argparse.Namespace) -> int:
 # VNN-COMP instances through both strategies
 
 
-def _conformance() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "conformance", ROOT / "benchmarks" / "conformance.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("conformance", module)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main_vnncomp(args: argparse.Namespace) -> int:
+    import conformance as conf  # benchmarks/conformance.py, beside this script (sys.path[0])
+
     from properties.errors import RobustpropError
     from verify.decide import check_vnnlib
 
-    conf = _conformance()
     instances = [
         i
         for i in conf.load_instances()

@@ -19,12 +19,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from properties.errors import InputError
 from verify.experiment_claims import check_claims
 from verify.experiment_eval import ATTACKS, Measure, Row, measure_all
 from verify.experiment_grid import BIGGER, REGIMES, GridConfig, TrainedNet, ensure_network
 from verify.experiment_report import ReportInput, write_report
+from verify.output_file import write_output
 
 DATASETS = ("fashion-mnist", "gtsrb")
 
@@ -171,10 +173,10 @@ def _points_file(dataset: str, config: ExperimentConfig) -> Path:
     path = folder / f"{dataset}-test-first{n}.npz"
     if path.is_file():
         return path
-    folder.mkdir(parents=True, exist_ok=True)
     ds = load_dataset(dataset, "test", config.grid.data_dir)
-    n_classes = ds.n_classes
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, x=ds.x[:n], y=ds.y[:n], n_classes=np.int64(n_classes))
-    tmp.replace(path)
+
+    def write(handle: IO[bytes]) -> None:
+        np.savez_compressed(handle, x=ds.x[:n], y=ds.y[:n], n_classes=np.int64(ds.n_classes))
+
+    write_output(path, "points file", write)
     return path

@@ -17,14 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
-from properties.errors import InputError
+from verify.output_file import write_output
 
 log = logging.getLogger(__name__)
 
@@ -159,13 +158,12 @@ def read_cache(net: Path) -> dict[str, Any]:
 
 def write_cache(net: Path, data: dict[str, Any]) -> None:
     """Replace the cache file atomically (a killed run leaves the old or the new one)."""
-    path = cache_path(net)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(data, sort_keys=True))
-        os.replace(tmp, path)
-    except OSError as err:
-        raise InputError(f"{path}: cannot write the measurement cache ({err})") from err
+    text = json.dumps(data, sort_keys=True).encode()
+
+    def write(handle: IO[bytes]) -> None:
+        handle.write(text)
+
+    write_output(cache_path(net), "measurement cache", write)
 
 
 def measure_all(

@@ -326,13 +326,17 @@ def _table2_md(nets: Sequence[TrainedNet]) -> list[str]:
 
 def _certified_summary(rows: Sequence[Row]) -> list[str]:
     """What the exact verdicts add to the empirical metrics, in a few numbers."""
-    cells = [(r, r.satisfaction) for r in rows if r.satisfaction and r.security is not None]
+    cells = [
+        (r, sat, r.security)
+        for r in rows
+        if (sat := r.satisfaction) is not None and r.security is not None
+    ]
     if not cells:
         return []
-    decided = sum(r.holds or 0 for r, _ in cells) + sum(r.violated or 0 for r, _ in cells)
-    total = sum(r.points for r, _ in cells)
-    missed = [(r, r.security - s[1]) for r, s in cells if r.security - s[1] > 1e-9]  # type: ignore[operator]
-    acc_gap = [r.accuracy - s[0] for r, s in cells if r.accuracy is not None]
+    decided = sum((r.holds or 0) + (r.violated or 0) for r, _, _ in cells)
+    total = sum(r.points for r, _, _ in cells)
+    missed = [(r, sec - sat[1]) for r, sat, sec in cells if sec - sat[1] > 1e-9]
+    acc_gap = [r.accuracy - sat[0] for r, sat, _ in cells if r.accuracy is not None]
     lines = [
         "",
         f"- decided exactly: {decided} of {total} point queries "

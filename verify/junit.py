@@ -26,15 +26,13 @@ from the cases written, on each suite and on ``<testsuites>``.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from properties.errors import InputError
+from verify.output_file import write_output
 from verify.report_render import PointRecord, RunRecord, parse_document
 
 __all__ = ["junit_tree", "write_junit", "write_junit_runs"]
@@ -172,23 +170,12 @@ def write_junit_runs(path: Path, runs: Sequence[RunRecord]) -> None:
     An unwritable ``path`` is an InputError naming it (``--junit``); nothing is left behind.
     """
     tree = junit_tree(runs)
-    if path.is_dir():
-        raise InputError(f"--junit {path}: is a directory, expected a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as err:
-        raise InputError(f"--junit {path}: cannot write ({err.strerror or err})") from err
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            tree.write(handle, encoding="utf-8", xml_declaration=True)
-            handle.write(b"\n")
-        os.replace(tmp, path)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise InputError(f"--junit {path}: cannot write ({err.strerror or err})") from err
-        raise
+
+    def write(handle: IO[bytes]) -> None:
+        tree.write(handle, encoding="utf-8", xml_declaration=True)
+        handle.write(b"\n")
+
+    write_output(path, "--junit", write)
 
 
 def write_junit(path: Path, documents: Sequence[Mapping[str, Any]]) -> None:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from properties.errors import InputError
+from verify.output_file import write_output
 from verify.runner import RunResult
 from verify.verdict import Status
 
@@ -95,20 +93,9 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
     An unwritable ``path`` (a folder, a parent that is a file, a full disk) is an InputError
     naming it, and leaves nothing behind.
     """
-    if path.is_dir():
-        raise InputError(f"--json {path}: is a directory, expected a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as err:
-        raise InputError(f"--json {path}: cannot write ({err.strerror or err})") from err
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, indent=1)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise InputError(f"--json {path}: cannot write ({err.strerror or err})") from err
-        raise
+    data = (json.dumps(document, indent=1) + "\n").encode()
+
+    def write(handle: IO[bytes]) -> None:
+        handle.write(data)
+
+    write_output(path, "--json", write)
