@@ -97,6 +97,11 @@ def _names(flag: str, text: str, valid: tuple[str, ...]) -> tuple[str, ...]:
 )
 @click.option("--device", default="cpu", show_default=True, help="Training device.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--train-only",
+    is_flag=True,
+    help="Train (or resume) the grid's networks under --work-dir and stop: no measurements.",
+)
 def command(
     out: Path,
     work_dir: Path,
@@ -116,6 +121,7 @@ def command(
     timeout: float,
     device: str,
     seed: int,
+    train_only: bool,
 ) -> None:
     """Train the paper's seven regimes on Fashion-MNIST and GTSRB, measure security and
     accuracy against SR/LR/SCR attacks over ε (E1–E4), decide certified satisfaction on a
@@ -126,7 +132,7 @@ def command(
     """
     from properties import PROPERTIES
     from training.data import DATASET_NAMES
-    from verify.experiment import ExperimentConfig, run_experiment
+    from verify.experiment import ExperimentConfig, run_experiment, train_grid
     from verify.experiment import quick as quick_config
     from verify.experiment_grid import GridConfig
 
@@ -164,6 +170,10 @@ def command(
             timeout_s=timeout,
             out=out,
         )
+    if train_only:
+        nets = train_grid(config, lambda line: click.echo(line, err=True))
+        click.echo(f"{len(nets)} networks trained under {config.grid.work_dir}")
+        return
     command_line = "verify " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = run_experiment(config, lambda line: click.echo(line, err=True), command_line)
     click.echo(f"wrote {report} (with CSV tables and figures/ beside it)")

@@ -86,11 +86,7 @@ def run_experiment(
     """Steps 1-4 of the module docstring; returns the report's path."""
     start = time.monotonic()
     grid = config.grid
-    nets: list[TrainedNet] = []
-    for ds in config.datasets:
-        specs = REGIMES + (BIGGER if ds in config.bigger else ())
-        for spec in specs:
-            nets.append(ensure_network(spec, ds, grid, say))
+    nets = train_grid(config, say)
     store = grid.work_dir / "verdicts.sqlite"
     curves: list[Row] = []
     certified: list[Row] = []
@@ -160,6 +156,26 @@ def run_experiment(
         return write_report(config.out, report)
     except OSError as err:
         raise InputError(f"{config.out}: cannot write the report ({err})") from err
+
+
+def train_grid(
+    config: ExperimentConfig, say: Callable[[str], None] = lambda _: None
+) -> list[TrainedNet]:
+    """Step 1: every network of the grid, trained (or resumed) where not already finished.
+
+    Cells are trained cheapest first (the regimes without a PGD-driven loss before the
+    constraint regimes), so an interrupted grid has as many finished networks as possible;
+    the list comes back in the report's order (dataset, then Table 2's rows).
+    """
+    cells = [
+        (ds, spec)
+        for ds in config.datasets
+        for spec in REGIMES + (BIGGER if ds in config.bigger else ())
+    ]
+    done: dict[tuple[str, str], TrainedNet] = {}
+    for ds, spec in sorted(cells, key=lambda c: c[1].regime == "constraint"):
+        done[(ds, spec.key)] = ensure_network(spec, ds, config.grid, say)
+    return [done[(ds, spec.key)] for ds, spec in cells]
 
 
 def _points_file(dataset: str, config: ExperimentConfig) -> Path:

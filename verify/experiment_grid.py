@@ -147,7 +147,7 @@ def ensure_network(
     say: Callable[[str], None] = lambda _: None,
 ) -> TrainedNet:
     """The cell's network: reused when its metadata matches, else trained now."""
-    from training.loop import RunOptions, resolve_device
+    from training.loop import RunFiles, RunOptions, resolve_device
     from verify.train_job import TrainJob, train_to_onnx
 
     config = train_config(spec, grid)
@@ -161,12 +161,24 @@ def ensure_network(
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError(f"{path.parent}: cannot create ({err.strerror or err})") from err
-    say(f"{dataset} {spec.key}: training {config.epochs} epochs ...")
     start = time.monotonic()
     # a seeded sample, not the first rows: GTSRB's training file is sorted by class
     job = TrainJob(dataset, path, grid.data_dir, grid.train_limit, "paper", limit_seed=0)
-    options = RunOptions(device=resolve_device(grid.device), progress=grid.progress)
-    done = train_to_onnx(config, job, options)
+    device = resolve_device(grid.device)
+    checkpoint = RunFiles.beside(path).checkpoint
+    done = None
+    if checkpoint.is_file():
+        # an interrupted run of this cell: continue from its last finished epoch
+        say(f"{dataset} {spec.key}: resuming {checkpoint} towards {config.epochs} epochs ...")
+        try:
+            done = train_to_onnx(
+                config, job, RunOptions(device=device, resume=True, progress=grid.progress)
+            )
+        except InputError as err:
+            log.warning("%s: not resumable (%s); training afresh", checkpoint, err)
+    if done is None:
+        say(f"{dataset} {spec.key}: training {config.epochs} epochs ...")
+        done = train_to_onnx(config, job, RunOptions(device=device, progress=grid.progress))
     elapsed = time.monotonic() - start
     acc = done.test_accuracy if done.test_accuracy is not None else float("nan")
     say(f"{dataset} {spec.key}: test accuracy {acc:.4f} after {elapsed:.0f} s")
