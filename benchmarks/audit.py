@@ -7,8 +7,10 @@ property (sr, lr, cr, scr) it picks parameters near the sampled worst case, so t
 split between holds and violated, and then decides each (network, point, property) query four
 ways:
 
-- **marabou** and **z3**: :class:`verify.point_query.PointDecider` in a worker process per
-  backend (:class:`verify.pool.WorkerPool`: hard time limits, a crash costs one query);
+- **marabou** and **z3**: :class:`robustprop.verify.engine.point_query.PointDecider` in a worker
+process per
+  backend (:class:`robustprop.verify.runs.pool.WorkerPool`: hard time limits, a crash costs one
+  query);
 - **pipeline**: the ``verify run`` CLI with its default staged strategy (center, PGD, bounds,
   exact backend) and JSON output, alternately ``--backend auto`` and ``--backend marabou``;
 - **empirical**: dense uniform sampling of the region, its box corners and a strong PGD, the
@@ -49,16 +51,16 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from properties import Domain, PGDConfig, Property, References, attack, make_property
-from properties.cr import CR
-from properties.scr import SCR
-from properties.spec import Negation
-from verify.network import Network, load_network
-from verify.point_query import Query
-from verify.pool import WorkerPool, WorkerSpec
-from verify.replay import Replayer
-from verify.torch_net import to_torch
-from verify.verdict import Verdict
+from robustprop.properties import Domain, PGDConfig, Property, References, attack, make_property
+from robustprop.properties.cr import CR
+from robustprop.properties.scr import SCR
+from robustprop.properties.spec import Negation
+from robustprop.verify.engine.network import Network, load_network
+from robustprop.verify.engine.point_query import Query
+from robustprop.verify.engine.replay import Replayer
+from robustprop.verify.engine.torch_net import to_torch
+from robustprop.verify.engine.verdict import Verdict
+from robustprop.verify.runs.pool import WorkerPool, WorkerSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 REGRESSIONS = ROOT / "tests" / "verify" / "regressions"
@@ -301,7 +303,7 @@ def run_pipeline(
     """``verify run`` as a user runs it; the per-point JSON entries, or an error line."""
     from click.testing import CliRunner
 
-    from verify.cli import cli
+    from robustprop.verify.cli.main import cli
 
     args = [
         "run", "--property", name, "--net", str(net_path), "--data", str(data_path),

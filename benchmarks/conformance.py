@@ -91,9 +91,9 @@ class Outcome:
 
 
 def run_instance(instance: Instance, timeout_s: float, backend: str, attack: bool) -> Outcome:
-    from properties.errors import RobustpropError
-    from verify.backends.base import BackendName
-    from verify.decide import check_vnnlib
+    from robustprop.properties.errors import RobustpropError
+    from robustprop.verify.engine.backends.base import BackendName
+    from robustprop.verify.runs.vnnlib_check import check_vnnlib
 
     start = time.monotonic()
     try:

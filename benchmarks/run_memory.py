@@ -19,7 +19,7 @@ from pathlib import Path
 
 def measure(args: argparse.Namespace, points: int, workdir: Path) -> tuple[float, float]:
     cmd = [
-        sys.executable, "-m", "verify.cli", "run", "--property", args.property,
+        sys.executable, "-m", "robustprop.verify.cli.main", "run", "--property", args.property,
         "--net", str(args.net), "--data", args.data, "--points", str(points),
         "--eps", str(args.eps), "--timeout", str(args.timeout), "--samples", str(args.samples),
         "--no-cache", "--no-progress", "--json", str(workdir / f"run_{points}.json"),

@@ -13,7 +13,8 @@ for a fixed number of batches, timed in alternating rounds after untimed warm-up
 - reference: the straightforward loop of the paper's DL2 code: per batch a Python loop over
   the PGD steps, each recomputing f(x̂) and f(z) and calling ``backward()`` through the whole
   network (parameter gradients included), then the training step; returns the last iterate.
-- robustprop: ``training.steps.StepRunner`` with the constraint regime (what ``verify train``
+- robustprop: ``robustprop.training.steps.StepRunner`` with the constraint regime (what ``verify
+train``
   runs): PGD on the property's margin batched over the batch, best iterate kept; on CUDA the
   whole step (PGD loop, loss, backward, Adam) is captured once in a CUDA graph and replayed.
 
@@ -37,12 +38,12 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from properties import make_property
-from training.config import TrainConfig
-from training.data import load_dataset
-from training.models import build_model
-from training.regimes import make_regime
-from training.steps import WARMUP, StepRunner
+from robustprop.properties import make_property
+from robustprop.training.config import TrainConfig
+from robustprop.training.data import load_dataset
+from robustprop.training.models import build_model
+from robustprop.training.regimes import make_regime
+from robustprop.training.steps import WARMUP, StepRunner
 
 Step = Callable[[Tensor, Tensor], None]
 

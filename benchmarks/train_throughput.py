@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/train_throughput.py [--data-dir DIR] [--batches 20]
 
 Each regime runs the paper's settings (batch 128, PGD 50 sign steps of 0.01, ε=0.1, δ=10,
-L=10, η=0.52) through ``training.steps.StepRunner`` (what ``verify train`` runs) for a fixed
+L=10, η=0.52) through ``robustprop.training.steps.StepRunner`` (what ``verify train`` runs) for a
+fixed
 number of batches of the Fashion-MNIST training set. The reference is the straightforward
 loop of the paper's DL2 code (``reference_step`` in ``train_gpu.py``: per-batch PGD with a
 Python loop over 50 steps, each recomputing f(x̂) and f(z) and back-propagating through the
@@ -26,11 +27,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from properties import make_property
-from training.config import TrainConfig
-from training.data import load_dataset
-from training.regimes import make_regime
-from training.steps import StepRunner
+from robustprop.properties import make_property
+from robustprop.training.config import TrainConfig
+from robustprop.training.data import load_dataset
+from robustprop.training.regimes import make_regime
+from robustprop.training.steps import StepRunner
 
 _GPU_SCRIPT = Path(__file__).resolve().parent / "train_gpu.py"
 _spec = importlib.util.spec_from_file_location("train_gpu", _GPU_SCRIPT)

@@ -4,7 +4,7 @@ Query set: networks of the paper's architecture (784→100→10, clamp ±100) tr
 Fashion-MNIST by three regimes (baseline, adversarial, constraint SR; ``verify train`` with a
 few epochs, cached under ``runs/bench/``), the first ``--points`` test points, properties CR,
 SR (δ = 10) and LR (L = 10) at every ``--eps``. Each (network, property, ε) runs twice through
-``verify run``'s pipeline (:func:`verify.runner.run`, satisfaction only, no store):
+``verify run``'s pipeline (:func:`robustprop.verify.runs.runner.run`, satisfaction only, no store):
 
 - **plain**: every point straight to Marabou (``--strategy plain``), the baseline;
 - **staged**: center, bound propagation, batched PGD, then the Marabou/MILP portfolio.
@@ -99,9 +99,9 @@ def _decided(verdicts: dict[int, str]) -> int:
 
 
 def run_pair(net: Path, regime: str, prop_name: str, eps: float, args: argparse.Namespace) -> Row:
-    from properties import make_property
-    from verify.points import PointSelection
-    from verify.runner import RunConfig, run
+    from robustprop.properties import make_property
+    from robustprop.verify.runs.points import PointSelection
+    from robustprop.verify.runs.runner import RunConfig, run
 
     data = str(args.points_npz) if args.points_npz else "fashion-mnist"
     results = {}
@@ -212,8 +212,8 @@ def main_grid(args: argparse.Namespace) -> int:
 def main_vnncomp(args: argparse.Namespace) -> int:
     import conformance as conf  # benchmarks/conformance.py, beside this script (sys.path[0])
 
-    from properties.errors import RobustpropError
-    from verify.decide import check_vnnlib
+    from robustprop.properties.errors import RobustpropError
+    from robustprop.verify.runs.vnnlib_check import check_vnnlib
 
     instances = [
         i
@@ -260,14 +260,14 @@ def main_stages(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from properties import Domain, PGDConfig, make_property
-    from properties.base import References
-    from verify.bounds import bound_negations, compute_seeds
-    from verify.crown import Crown
-    from verify.network import load_network
-    from verify.pgd_batch import batched_attack
-    from verify.points import PointSelection, load_points
-    from verify.torch_net import to_torch
+    from robustprop.properties import Domain, PGDConfig, make_property
+    from robustprop.properties.base import References
+    from robustprop.verify.engine.attack import batched_attack
+    from robustprop.verify.engine.bounds import bound_negations, compute_seeds
+    from robustprop.verify.engine.crown import Crown
+    from robustprop.verify.engine.network import load_network
+    from robustprop.verify.engine.torch_net import to_torch
+    from robustprop.verify.runs.points import PointSelection, load_points
 
     device = args.device
     data = str(args.points_npz) if args.points_npz else "fashion-mnist"
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.save_points is not None:
         import numpy as np
 
-        from training.data import load_dataset
+        from robustprop.training.data import load_dataset
 
         ds = load_dataset("fashion-mnist", "test", None)
         np.savez_compressed(args.save_points, x=ds.x[: args.points], y=ds.y[: args.points])

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import onnx
 
-from properties.errors import InputError
+from robustprop.properties.errors import InputError
 
 __all__ = ["read_metadata", "robustprop_version"]
 

@@ -35,8 +35,8 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from export.metadata import robustprop_version
-from properties.errors import InputError, InternalError
+from robustprop.export.metadata import robustprop_version
+from robustprop.properties.errors import InputError, InternalError
 
 __all__ = ["CLAMP_BOUND", "ONNX_OPSET", "PARITY_TOLERANCE", "ExportReport", "export_onnx"]
 

@@ -2,18 +2,18 @@
 
 Each property (a frozen dataclass of its parameters, see :data:`PROPERTIES`) gives a region,
 a predicate, an attack margin, a DL2 loss and a solver negation; the searchers in
-:mod:`properties.search` maximise any objective over a :class:`Region`.
+:mod:`robustprop.properties.search` maximise any objective over a :class:`Region`.
 """
 
-from properties.base import Property, References
-from properties.cr import CR
-from properties.domain import Domain
-from properties.errors import InputError, InternalError, RobustpropError
-from properties.lr import LR
-from properties.region import Region, ball_box
-from properties.registry import PROPERTIES, make_property
-from properties.scr import SCR
-from properties.search import (
+from robustprop.properties.base import Property, References
+from robustprop.properties.cr import CR
+from robustprop.properties.domain import Domain
+from robustprop.properties.errors import InputError, InternalError, RobustpropError
+from robustprop.properties.lr import LR
+from robustprop.properties.region import Region, ball_box
+from robustprop.properties.registry import PROPERTIES, make_property
+from robustprop.properties.scr import SCR
+from robustprop.properties.search import (
     Model,
     Objective,
     PGDConfig,
@@ -23,8 +23,8 @@ from properties.search import (
     pgd,
     uniform_search,
 )
-from properties.spec import Atom, Disjunct, Distance, Negation, SoftmaxBelow
-from properties.sr import SR
+from robustprop.properties.spec import Atom, Disjunct, Distance, Negation, SoftmaxBelow
+from robustprop.properties.sr import SR
 
 __all__ = [
     "CR",

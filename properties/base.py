@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from properties.checks import check_number, check_positive
-from properties.domain import Domain, FloatArray
-from properties.errors import InputError
-from properties.region import Region, ball_box
-from properties.spec import Negation
+from robustprop.properties.checks import check_number, check_positive
+from robustprop.properties.domain import Domain, FloatArray
+from robustprop.properties.errors import InputError
+from robustprop.properties.region import Region, ball_box
+from robustprop.properties.spec import Negation
 
 Reference = Literal["output", "label"]
 REFERENCES: tuple[Reference, ...] = ("output", "label")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from properties.errors import InputError
+from robustprop.properties.errors import InputError
 
 
 def check_number(name: str, value: object) -> float:

@@ -8,10 +8,16 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from properties.base import Property, References, check_outputs, class_score, query_inputs
-from properties.domain import Domain, FloatArray
-from properties.errors import InputError
-from properties.spec import Atom, Disjunct, Negation
+from robustprop.properties.base import (
+    Property,
+    References,
+    check_outputs,
+    class_score,
+    query_inputs,
+)
+from robustprop.properties.domain import Domain, FloatArray
+from robustprop.properties.errors import InputError
+from robustprop.properties.spec import Atom, Disjunct, Negation
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from properties.errors import InputError
+from robustprop.properties.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
 Bound = float | tuple[float, ...]

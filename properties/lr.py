@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from properties.base import (
+from robustprop.properties.base import (
     Property,
     References,
     check_outputs,
@@ -15,9 +15,9 @@ from properties.base import (
     output_distance,
     query_inputs,
 )
-from properties.checks import check_positive
-from properties.domain import Domain, FloatArray
-from properties.spec import Atom, Disjunct, Distance, Negation
+from robustprop.properties.checks import check_positive
+from robustprop.properties.domain import Domain, FloatArray
+from robustprop.properties.spec import Atom, Disjunct, Distance, Negation
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from properties.checks import check_positive
-from properties.domain import Domain, FloatArray
-from properties.errors import InputError
+from robustprop.properties.checks import check_positive
+from robustprop.properties.domain import Domain, FloatArray
+from robustprop.properties.errors import InputError
 
 
 def ball_box(center: FloatArray, eps: float, domain: Domain) -> tuple[FloatArray, FloatArray]:

@@ -7,12 +7,12 @@ from dataclasses import fields
 from types import MappingProxyType
 from typing import Final
 
-from properties.base import Property
-from properties.cr import CR
-from properties.errors import InputError
-from properties.lr import LR
-from properties.scr import SCR
-from properties.sr import SR
+from robustprop.properties.base import Property
+from robustprop.properties.cr import CR
+from robustprop.properties.errors import InputError
+from robustprop.properties.lr import LR
+from robustprop.properties.scr import SCR
+from robustprop.properties.sr import SR
 
 PROPERTIES: Final[Mapping[str, type[Property]]] = MappingProxyType(
     {"sr": SR, "lr": LR, "cr": CR, "scr": SCR}

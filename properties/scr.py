@@ -9,11 +9,17 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from properties.base import Property, References, check_outputs, class_score, query_inputs
-from properties.checks import check_number
-from properties.domain import Domain, FloatArray
-from properties.errors import InputError
-from properties.spec import Disjunct, Negation, SoftmaxBelow
+from robustprop.properties.base import (
+    Property,
+    References,
+    check_outputs,
+    class_score,
+    query_inputs,
+)
+from robustprop.properties.checks import check_number
+from robustprop.properties.domain import Domain, FloatArray
+from robustprop.properties.errors import InputError
+from robustprop.properties.spec import Disjunct, Negation, SoftmaxBelow
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from properties.base import Property, References, class_score
-from properties.checks import check_positive
-from properties.cr import CR
-from properties.domain import Domain
-from properties.errors import InputError
-from properties.region import Region
-from properties.scr import SCR
+from robustprop.properties.base import Property, References, class_score
+from robustprop.properties.checks import check_positive
+from robustprop.properties.cr import CR
+from robustprop.properties.domain import Domain
+from robustprop.properties.errors import InputError
+from robustprop.properties.region import Region
+from robustprop.properties.scr import SCR
 
 Model = Callable[[Tensor], Tensor]
 """A network: inputs ``(B, n)`` to clamped scores ``(B, m)``."""

@@ -7,16 +7,16 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from properties.base import (
+from robustprop.properties.base import (
     Property,
     References,
     check_outputs,
     output_distance,
     query_inputs,
 )
-from properties.checks import check_positive
-from properties.domain import Domain, FloatArray
-from properties.spec import Atom, Disjunct, Negation
+from robustprop.properties.checks import check_positive
+from robustprop.properties.domain import Domain, FloatArray
+from robustprop.properties.spec import Atom, Disjunct, Negation
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from verify.cli import cli
+from robustprop.verify.cli.main import cli
 
 CORPUS = Path(__file__).parent / "corpus"
 NET = CORPUS / "ok.onnx"

@@ -6,7 +6,7 @@ On disk (``torch.save``, read back with ``weights_only=True``) a checkpoint is a
      "n_classes": int, "state_dict": {name: tensor}, "metadata": {str: str}}
 
 ``metadata`` carries the training facts that ``verify export`` copies into the ONNX file
-(dataset, regime, property parameters, seed, ...; see :mod:`export.metadata`).
+(dataset, regime, property parameters, seed, ...; see :mod:`robustprop.export.metadata`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import IO, Any, Final
 import torch
 from torch import nn
 
-from properties.errors import InputError
-from training.cache import atomic_write
-from training.models import build_model
+from robustprop.properties.errors import InputError
+from robustprop.training.cache import atomic_write
+from robustprop.training.models import build_model
 
 __all__ = [
     "Checkpoint",

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
-from properties import Domain, PGDConfig, Property
-from properties.checks import check_number, check_positive
-from properties.errors import InputError
-from training.models import ARCHITECTURES
+from robustprop.properties import Domain, PGDConfig, Property
+from robustprop.properties.checks import check_number, check_positive
+from robustprop.properties.errors import InputError
+from robustprop.training.models import ARCHITECTURES
 
 __all__ = ["REGIMES", "SAMPLERS", "Regime", "Sampler", "TrainConfig"]
 
@@ -177,7 +177,8 @@ class TrainConfig:
         }
 
     def metadata(self) -> dict[str, str]:
-        """String metadata for the checkpoint and the ONNX file (keys of ``export.metadata``)."""
+        """String metadata for the checkpoint and the ONNX file (keys of
+        ``robustprop.export.metadata``)."""
         meta = {
             "regime": self.regime,
             "arch": self.arch,

@@ -11,12 +11,12 @@ Names accepted by :func:`load_dataset`:
                               43 classes
 ``gtsrb48``                   the same, resized to grayscale (1, 48, 48) like the paper's code
 a path to an ``.npz`` file    keys ``x``, ``y`` (or ``x_train`` ... ``y_test``); see
-                              :mod:`training.npz_data`
+                              :mod:`robustprop.training.npz_data`
 ============================  ==========================================================
 
 The data directory is, in order: the ``data_dir`` argument, ``$ROBUSTPROP_DATA_DIR``, or
 ``../shared/data`` beside the repository root. Decoded GTSRB arrays are cached in the cache
-directory (:mod:`training.cache`).
+directory (:mod:`robustprop.training.cache`).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from properties.errors import InputError
-from training.gtsrb import GTSRB_CLASSES, GTSRB_FILE, GTSRB_SIDES, load_gtsrb
-from training.idx import read_idx
-from training.npz_data import read_npz_dataset
+from robustprop.properties.errors import InputError
+from robustprop.training.gtsrb import GTSRB_CLASSES, GTSRB_FILE, GTSRB_SIDES, load_gtsrb
+from robustprop.training.idx import read_idx
+from robustprop.training.npz_data import read_npz_dataset
 
 __all__ = [
     "DATASET_NAMES",
@@ -193,7 +193,7 @@ def _gtsrb(variant: str, split: str, data_dir: Path | str | None) -> Dataset:
 
 
 def _bundled_slice(split: str) -> Dataset:
-    ref = resources.files("training") / "slices" / SLICE_FILE
+    ref = resources.files("robustprop.training") / "slices" / SLICE_FILE
     with resources.as_file(ref) as path:
         arrays = read_npz_dataset(path, split)
     return Dataset(arrays.x, arrays.y, 10, (1, 28, 28), "fashion-mnist-slice")

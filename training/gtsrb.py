@@ -3,7 +3,8 @@
 Grayscale is ITU-R BT.601 luma ``0.299 R + 0.587 G + 0.114 B``; the 48×48 variant (the input
 size of the paper's code) is a bilinear resize of the 32×32 grayscale image with
 ``F.interpolate(..., mode="bilinear", align_corners=False)``. Decoding the LZMA-compressed
-source takes seconds, so decoded arrays are cached (see :mod:`training.cache`) under a name
+source takes seconds, so decoded arrays are cached (see :mod:`robustprop.training.cache`) under a
+name
 keyed by the source's resolved path, size and mtime, the variant and the split.
 """
 
@@ -19,9 +20,9 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
-from properties.errors import InputError
-from training.cache import cache_dir, load_arrays, store_arrays
-from training.npz_data import READ_ERRORS
+from robustprop.properties.errors import InputError
+from robustprop.training.cache import cache_dir, load_arrays, store_arrays
+from robustprop.training.npz_data import READ_ERRORS
 
 __all__ = ["GTSRB_CLASSES", "GTSRB_FILE", "GTSRB_SIDES", "load_gtsrb"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from properties.errors import InputError
+from robustprop.properties.errors import InputError
 
 __all__ = ["read_idx"]
 

@@ -1,7 +1,8 @@
 """The training loop: epochs of Adam steps, per-epoch log and checkpoint, resume.
 
 :func:`train` runs ``config.epochs`` epochs of the regime over the training set and, after
-each epoch, measures test accuracy, writes the resumable checkpoint (:mod:`training.state`,
+each epoch, measures test accuracy, writes the resumable checkpoint
+(:mod:`robustprop.training.state`,
 atomically) and rewrites the JSON-lines log from the run's history (so the log always
 matches the checkpoint). An initial checkpoint (epoch 0) is written before the first step,
 so an interrupted run always leaves one; Ctrl-C raises :class:`TrainingInterrupted`.
@@ -17,7 +18,7 @@ Per-epoch record (one JSON object per line): ``epoch``, ``ce`` (mean cross-entro
 images), ``constraint_loss`` (mean ``L_C`` at the PGD points; constraint regime),
 ``sample_ce`` (mean cross-entropy at the sampled points; augment, adversarial),
 ``train_acc`` (on the training batches, before each step), ``test_acc``, ``sat_fraction``
-(fraction of sampled points satisfying the property, see :mod:`training.regimes`),
+(fraction of sampled points satisfying the property, see :mod:`robustprop.training.regimes`),
 ``seconds`` and ``images_per_s``. Entries a regime does not have are ``null``.
 """
 
@@ -38,14 +39,14 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from properties.errors import InputError
-from training.cache import atomic_write
-from training.config import TrainConfig
-from training.data import Dataset
-from training.models import build_model
-from training.regimes import STATS, Regime, make_regime
-from training.state import TrainingState, load_training_state, save_training_state
-from training.steps import StepRunner
+from robustprop.properties.errors import InputError
+from robustprop.training.cache import atomic_write
+from robustprop.training.config import TrainConfig
+from robustprop.training.data import Dataset
+from robustprop.training.models import build_model
+from robustprop.training.regimes import STATS, Regime, make_regime
+from robustprop.training.state import TrainingState, load_training_state, save_training_state
+from robustprop.training.steps import StepRunner
 
 __all__ = [
     "RunFiles",

@@ -14,7 +14,7 @@ from typing import Final
 import torch
 from torch import nn
 
-from properties.errors import InputError
+from robustprop.properties.errors import InputError
 
 __all__ = ["ARCHITECTURES", "CLAMP_BOUND", "ClampMLP", "build_model"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from properties.errors import InputError
+from robustprop.properties.errors import InputError
 
 __all__ = ["READ_ERRORS", "LabelledArrays", "open_npz", "read_npz_dataset", "to_unit_float32"]
 

@@ -2,7 +2,8 @@
 
 Every regime maps a batch ``(x̂, y)`` to a scalar loss and a vector of statistics (sums over
 the batch, see :data:`STATS`). Points ``x′`` come from the searchers of
-:mod:`properties.search`, batched over the whole batch, inside the region ``B(x̂, ε) ∩ domain``
+:mod:`robustprop.properties.search`, batched over the whole batch, inside the region ``B(x̂, ε) ∩
+domain``
 that the caller builds with :meth:`Regime.region`. Cross-entropy is taken on the softmax of
 the clamped scores (``F.cross_entropy`` of the network output).
 
@@ -13,7 +14,8 @@ the clamped scores (``F.cross_entropy`` of the network output).
 - ``adversarial``: ``α·CE(x̂) + β·CE(x′)``, ``x′`` from FGSM (one step of ε from the center)
   or PGD on the per-point CE.
 - ``constraint``: ``α·CE(x̂) + β·mean L_C(x′)`` with ``L_C = prop.loss`` and ``x′`` from PGD
-  on ``prop.margin`` (what :func:`properties.attack` runs), references ``prop.references``.
+  on ``prop.margin`` (what :func:`robustprop.properties.attack` runs), references
+  ``prop.references``.
   As in DL2, the gradient of ``L_C`` flows through both ``f(x′)`` and the reference
   ``r = f(x̂)``; the attack itself sees the references detached.
 
@@ -33,10 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from properties import CR, Domain, PGDConfig, Property, References, Region, fgsm, pgd
-from properties.errors import InternalError
-from properties.search import Objective, SearchResult
-from training.config import TrainConfig
+from robustprop.properties import CR, Domain, PGDConfig, Property, References, Region, fgsm, pgd
+from robustprop.properties.errors import InternalError
+from robustprop.properties.search import Objective, SearchResult
+from robustprop.training.config import TrainConfig
 
 __all__ = [
     "STATS",
@@ -320,7 +322,7 @@ class Constraint(Regime):
         def margin(points: Tensor, scores: Tensor) -> Tensor:
             return self.prop.margin(points, scores, centers, fixed)
 
-        # The body of properties.attack, on the region the caller built (so that a CUDA
+        # The body of robustprop.properties.attack, on the region the caller built (so that a CUDA
         # graph can refresh that region in place instead of constructing one per batch).
         found = pgd(model, margin, area, generator, self.pgd)
         out_found = model(found.x)

@@ -1,7 +1,9 @@
 """Resumable training state: a robustprop checkpoint plus what ``--resume`` needs.
 
-The file is a regular checkpoint of :mod:`training.checkpoint` (same format tag and fields, so
-``verify export`` and :func:`training.checkpoint.load_checkpoint` read it) with one more entry,
+The file is a regular checkpoint of :mod:`robustprop.training.checkpoint` (same format tag and
+fields, so
+``verify export`` and :func:`robustprop.training.checkpoint.load_checkpoint` read it) with one more
+entry,
 ``"training"``::
 
     {"format": "robustprop-training-state", "version": 1,
@@ -24,8 +26,8 @@ from typing import Any, Final
 import torch
 from torch import nn
 
-from properties.errors import InputError
-from training.checkpoint import FORMAT, VERSION, field, read_payload, write_payload
+from robustprop.properties.errors import InputError
+from robustprop.training.checkpoint import FORMAT, VERSION, field, read_payload, write_payload
 
 __all__ = ["TrainingState", "load_training_state", "save_training_state"]
 

@@ -27,8 +27,8 @@ from typing import Any, Final
 import torch
 from torch import Tensor, nn
 
-from properties import Region
-from training.regimes import STATS, Regime
+from robustprop.properties import Region
+from robustprop.training.regimes import STATS, Regime
 
 __all__ = ["WARMUP", "StepRunner"]
 

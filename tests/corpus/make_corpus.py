@@ -327,8 +327,8 @@ def write_checkpoints() -> list[str]:
     for name, data in files.items():
         (HERE / f"{name}.ckpt").write_bytes(data)
     # A good checkpoint (the paper's MLP, 2 -> 100 -> 3), for bad *output* paths of export.
-    from training.checkpoint import save_checkpoint
-    from training.models import build_model
+    from robustprop.training.checkpoint import save_checkpoint
+    from robustprop.training.models import build_model
 
     torch.manual_seed(0)
     model = build_model("mlp", 2, 3)

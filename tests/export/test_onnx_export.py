@@ -13,13 +13,13 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-import export
-from export import onnx_export
-from export.metadata import read_metadata
-from export.onnx_export import export_onnx
-from properties.errors import InputError, InternalError
-from training.data import load_dataset
-from training.models import build_model
+import robustprop.export
+from robustprop.export import onnx_export
+from robustprop.export.metadata import read_metadata
+from robustprop.export.onnx_export import export_onnx
+from robustprop.properties.errors import InputError, InternalError
+from robustprop.training.data import load_dataset
+from robustprop.training.models import build_model
 
 torch.set_num_threads(1)
 
@@ -50,7 +50,10 @@ def test_export_contract(tmp_path: Path, real_inputs: npt.NDArray[np.float32], a
     assert _clip_bounds(path) == [-100.0, 100.0]
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto)
-    assert read_metadata(path) == {**meta, "robustprop_version": export.robustprop_version()}
+    assert read_metadata(path) == {
+        **meta,
+        "robustprop_version": robustprop.export.robustprop_version(),
+    }
     # Dynamic batch: any batch size runs and matches torch.
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for batch in (1, 7):
@@ -152,5 +155,5 @@ def test_read_metadata_errors(tmp_path: Path) -> None:
 
 
 def test_public_names_exist() -> None:
-    for module in (export, onnx_export):
+    for module in (robustprop.export, onnx_export):
         assert all(hasattr(module, name) for name in module.__all__)

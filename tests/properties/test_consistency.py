@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor
 
-from properties import CR, LR, SCR, SR, Domain, Property, References
+from robustprop.properties import CR, LR, SCR, SR, Domain, Property, References
 from tests.properties.nets import random_net
 
 SETTINGS = settings(deadline=None, max_examples=50)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from properties import CR, LR, SCR, SR, Atom, Domain, InputError, Property, References
+from robustprop.properties import CR, LR, SCR, SR, Atom, Domain, InputError, Property, References
 from tests.properties.nets import hand_net
 
 EPS = 0.125

@@ -8,8 +8,8 @@ import types
 
 import pytest
 
-import properties
-from properties import CR, LR, PROPERTIES, SCR, SR, InputError, make_property
+import robustprop.properties
+from robustprop.properties import CR, LR, PROPERTIES, SCR, SR, InputError, make_property
 
 
 @pytest.mark.parametrize(
@@ -79,8 +79,8 @@ def test_registry_rejects_foreign_parameters(name: str, param: str) -> None:
 def test_all_matches_public_names() -> None:
     public = {
         name
-        for name, value in vars(properties).items()
+        for name, value in vars(robustprop.properties).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
-    assert set(properties.__all__) == public
-    assert len(properties.__all__) == len(set(properties.__all__))
+    assert set(robustprop.properties.__all__) == public
+    assert len(robustprop.properties.__all__) == len(set(robustprop.properties.__all__))

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from properties import Domain, InputError, Region, ball_box
+from robustprop.properties import Domain, InputError, Region, ball_box
 
 
 def test_domain_defaults_and_arrays() -> None:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
-from properties import (
+from robustprop.properties import (
     CR,
     LR,
     SCR,

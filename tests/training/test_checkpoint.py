@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from properties.errors import InputError
-from training.checkpoint import load_checkpoint, save_checkpoint
-from training.models import build_model
+from robustprop.properties.errors import InputError
+from robustprop.training.checkpoint import load_checkpoint, save_checkpoint
+from robustprop.training.models import build_model
 
 torch.set_num_threads(1)
 

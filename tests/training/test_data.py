@@ -14,10 +14,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from properties.errors import InputError
-from training import data as data_mod
-from training import gtsrb as gtsrb_mod
-from training.data import (
+from robustprop.properties.errors import InputError
+from robustprop.training import data as data_mod
+from robustprop.training import gtsrb as gtsrb_mod
+from robustprop.training.data import (
     DEFAULT_DATA_DIR,
     Dataset,
     load_dataset,
@@ -25,7 +25,7 @@ from training.data import (
     subset,
     subset_indices,
 )
-from training.slices import make_slice
+from robustprop.training.slices import make_slice
 
 SHARED = DEFAULT_DATA_DIR
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent")

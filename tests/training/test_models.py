@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from properties.errors import InputError
-from training import models
-from training.models import ARCHITECTURES, CLAMP_BOUND, ClampMLP, build_model
+from robustprop.properties.errors import InputError
+from robustprop.training import models
+from robustprop.training.models import ARCHITECTURES, CLAMP_BOUND, ClampMLP, build_model
 
 torch.set_num_threads(1)
 

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from properties import Domain, PGDConfig, Region, make_property
-from training.models import build_model
-from training.regimes import (
+from robustprop.properties import Domain, PGDConfig, Region, make_property
+from robustprop.training.models import build_model
+from robustprop.training.regimes import (
     STATS,
     Adversarial,
     Augment,

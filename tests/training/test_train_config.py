@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from properties import PGDConfig, make_property
-from properties.errors import InputError
-from training.config import REGIMES, SAMPLERS, TrainConfig
+from robustprop.properties import PGDConfig, make_property
+from robustprop.properties.errors import InputError
+from robustprop.training.config import REGIMES, SAMPLERS, TrainConfig
 
 
 def test_paper_preset() -> None:

@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from properties import Domain, PGDConfig, Property, attack, make_property
-from properties.errors import InputError
-from training.checkpoint import load_checkpoint
-from training.config import TrainConfig
-from training.data import Dataset, load_dataset, subset
-from training.loop import (
+from robustprop.properties import Domain, PGDConfig, Property, attack, make_property
+from robustprop.properties.errors import InputError
+from robustprop.training.checkpoint import load_checkpoint
+from robustprop.training.config import TrainConfig
+from robustprop.training.data import Dataset, load_dataset, subset
+from robustprop.training.loop import (
     RunFiles,
     RunOptions,
     TrainingInterrupted,
@@ -23,8 +23,8 @@ from training.loop import (
     resolve_device,
     train,
 )
-from training.state import load_training_state
-from training.steps import StepRunner
+from robustprop.training.state import load_training_state
+from robustprop.training.steps import StepRunner
 
 torch.set_num_threads(1)
 

@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from properties.errors import InputError, InternalError
-from properties.spec import Atom, Disjunct, Distance, Negation, SoftmaxBelow
+from robustprop.properties.errors import InputError, InternalError
+from robustprop.properties.spec import Atom, Disjunct, Distance, Negation, SoftmaxBelow
+from robustprop.verify.engine.backends import base
+from robustprop.verify.engine.backends.base import BackendName, get_backend, group_by_box
+from robustprop.verify.engine.decide import solve_query
+from robustprop.verify.engine.isolation import Failure, run_isolated
+from robustprop.verify.engine.network import Network
 from tests.verify.tiny_onnx import mlp_network
-from verify.backends import base
-from verify.backends.base import BackendName, get_backend, group_by_box
-from verify.decide import solve_query
-from verify.isolation import Failure, run_isolated
-from verify.network import Network
 
 BENCH = Path(__file__).resolve().parents[3] / "shared" / "benchmarks"
 
@@ -171,8 +171,8 @@ def test_missing_solver_package_is_input_error(monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.mark.skipif(not BENCH.is_dir(), reason="../shared/benchmarks is absent")
 def test_z3_gives_up_at_its_time_limit() -> None:
-    from verify.network import load_network
-    from verify.vnnlib import read_vnnlib
+    from robustprop.verify.engine.network import load_network
+    from robustprop.verify.formats.vnnlib import read_vnnlib
 
     net = load_network(BENCH / "marabou/fc1/onnx/fc1.onnx", check_points=0)
     prop = read_vnnlib(BENCH / "marabou/fc1/vnnlib_derived/fc1_y1_ge_70.vnnlib", net.n, net.m)

@@ -8,10 +8,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from properties import Domain, PGDConfig, make_property
-from properties.spec import Atom, Disjunct, Negation
-from verify.backends.z3_backend import Z3Backend
-from verify.bounds import (
+from robustprop.properties import Domain, PGDConfig, make_property
+from robustprop.properties.spec import Atom, Disjunct, Negation
+from robustprop.verify.engine.backends.z3_backend import Z3Backend
+from robustprop.verify.engine.bounds import (
     MAX_SHELLS,
     Seed,
     SeededNetwork,
@@ -20,9 +20,9 @@ from verify.bounds import (
     lr_shells,
     seeded,
 )
-from verify.crown import Crown
-from verify.network import Affine, Clip, Network, Relu
-from verify.scr import decide_scr
+from robustprop.verify.engine.crown import Crown
+from robustprop.verify.engine.network import Affine, Clip, Network, Relu
+from robustprop.verify.engine.scr_encoding import decide_scr
 
 
 def random_net(
@@ -154,9 +154,9 @@ def test_a_proof_by_bounds_is_never_refuted(name: str, params: dict[str, float],
 
 def _pgd_points(net: Network, name: str, params: dict[str, float], xs: np.ndarray) -> np.ndarray:
     """The staged attack's best point around each center (float64 model)."""
-    from properties.base import References
-    from verify.pgd_batch import batched_attack
-    from verify.torch_net import to_torch
+    from robustprop.properties.base import References
+    from robustprop.verify.engine.attack import batched_attack
+    from robustprop.verify.engine.torch_net import to_torch
 
     prop = make_property(name, **params)
     ys = net.evaluate(xs)

@@ -9,10 +9,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from export.metadata import read_metadata
-from training.checkpoint import save_checkpoint
-from training.models import build_model
-from verify.cli import cli
+from robustprop.export.metadata import read_metadata
+from robustprop.training.checkpoint import save_checkpoint
+from robustprop.training.models import build_model
+from robustprop.verify.cli.main import cli
 
 torch.set_num_threads(1)
 

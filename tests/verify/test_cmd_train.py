@@ -11,10 +11,10 @@ import pytest
 import torch
 from click.testing import CliRunner, Result
 
-from export.metadata import read_metadata
-from training.data import load_dataset
-from training.state import load_training_state
-from verify.cli import cli
+from robustprop.export.metadata import read_metadata
+from robustprop.training.data import load_dataset
+from robustprop.training.state import load_training_state
+from robustprop.verify.cli.main import cli
 
 torch.set_num_threads(1)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
+from robustprop.verify.cli.main import cli
+from robustprop.verify.cli.vnnlib import format_witness
 from tests.verify.tiny_onnx import mlp_bytes
-from verify.cli import cli
-from verify.cmd_vnnlib import format_witness
 
 # y0 = |x0 - x1|, y1 = relu(x0 + x1 - 1)
 W1 = np.array([[1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]])

@@ -7,14 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from properties.spec import Atom, Disjunct, Distance, Negation
+from robustprop.properties.spec import Atom, Disjunct, Distance, Negation
+from robustprop.verify.engine import decide as decide_module
+from robustprop.verify.engine.backends.base import BackendName, SolverOutcome
+from robustprop.verify.engine.decide import decide
+from robustprop.verify.engine.falsify import FalsifyConfig, falsify
+from robustprop.verify.engine.network import network_from_bytes
+from robustprop.verify.engine.replay import Replayer
+from robustprop.verify.runs.vnnlib_check import check_vnnlib
 from tests.verify.tiny_onnx import mlp_bytes
-from verify import decide as decide_module
-from verify.backends.base import BackendName, SolverOutcome
-from verify.decide import check_vnnlib, decide
-from verify.falsify import FalsifyConfig, falsify
-from verify.network import network_from_bytes
-from verify.replay import Replayer
 
 # y0 = |x0 - x1|, y1 = relu(x0 + x1 - 1)
 W1 = np.array([[1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]])

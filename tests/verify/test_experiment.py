@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from verify.cli import cli
-from verify.experiment_grid import REGIMES
+from robustprop.verify.cli.main import cli
+from robustprop.verify.experiment.grid import REGIMES
 
 
 def _quick(tmp: Path, *extra: str) -> Result:
@@ -113,7 +113,7 @@ def test_an_interrupted_measurement_run_keeps_what_it_finished(tmp_path: Path) -
     """Each measurement is cached when done: a stop after two keeps those two."""
     import shutil
 
-    from verify.experiment_eval import Measure, measure_all, read_cache
+    from robustprop.verify.experiment.measure import Measure, measure_all, read_cache
 
     golden = Path(__file__).parent / "golden"
     net = tmp_path / "golden.onnx"

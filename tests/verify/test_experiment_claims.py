@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from verify.experiment_claims import CONFIRMED, NOT_CONFIRMED, PARTLY, check_claims
-from verify.experiment_eval import Row
+from robustprop.verify.experiment.claims import CONFIRMED, NOT_CONFIRMED, PARTLY, check_claims
+from robustprop.verify.experiment.measure import Row
 
 
 def _row(regime: str, prop: str, security: float, eps: float = 0.05, acc: float = 1.0) -> Row:

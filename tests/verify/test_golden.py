@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from properties import Domain, make_property
-from verify.cli import cli
-from verify.network import load_network
-from verify.point_query import PointDecider, Query
-from verify.replay import Replayer
-from verify.verdict import Status
+from robustprop.properties import Domain, make_property
+from robustprop.verify.cli.main import cli
+from robustprop.verify.engine.network import load_network
+from robustprop.verify.engine.point_query import PointDecider, Query
+from robustprop.verify.engine.replay import Replayer
+from robustprop.verify.engine.verdict import Status
 
 GOLDEN = Path(__file__).parent / "golden"
 NET = GOLDEN / "golden.onnx"

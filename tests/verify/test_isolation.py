@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from properties.errors import InputError
-from verify.isolation import Failure, run_isolated
+from robustprop.properties.errors import InputError
+from robustprop.verify.engine.isolation import Failure, run_isolated
 
 
 def add(a: int, b: int) -> int:

@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from properties import Domain, make_property
-from verify.lr_local import analyse, stable_radius
-from verify.network import Affine, Clip, Network, Relu
+from robustprop.properties import Domain, make_property
+from robustprop.verify.engine.lr_local import analyse, stable_radius
+from robustprop.verify.engine.network import Affine, Clip, Network, Relu
 
 
 def _net(seed: int, n: int = 3, hidden: int = 6, m: int = 3) -> Network:

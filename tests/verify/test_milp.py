@@ -8,15 +8,15 @@ import time
 import numpy as np
 import pytest
 
-from properties.spec import Atom, Disjunct, Negation
+from robustprop.properties.spec import Atom, Disjunct, Negation
+from robustprop.verify.engine import portfolio
+from robustprop.verify.engine.backends.base import SolverOutcome
+from robustprop.verify.engine.backends.milp import MilpBackend
+from robustprop.verify.engine.backends.z3_backend import Z3Backend
+from robustprop.verify.engine.network import Affine, Clip, Network, Relu
+from robustprop.verify.engine.portfolio import PortfolioBackend, race, valid_point
 from tests.verify.test_bounds import _negations as negations_around
 from tests.verify.test_bounds import small_net
-from verify import portfolio
-from verify.backends.base import SolverOutcome
-from verify.backends.milp import MilpBackend
-from verify.backends.z3_backend import Z3Backend
-from verify.network import Affine, Clip, Network, Relu
-from verify.portfolio import PortfolioBackend, race, valid_point
 
 
 def _negations(net: Network, name: str, seed: int, **params: float) -> list[Negation]:

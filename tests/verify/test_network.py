@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from properties.errors import InputError, InternalError
-from tests.verify.tiny_onnx import model, tensor
-from verify.network import (
+from robustprop.properties.errors import InputError, InternalError
+from robustprop.verify.engine.network import (
     Affine,
     Clip,
     OnnxRunner,
@@ -22,6 +21,7 @@ from verify.network import (
     load_network,
     network_from_bytes,
 )
+from tests.verify.tiny_onnx import model, tensor
 
 BENCH = Path(__file__).resolve().parents[3] / "shared" / "benchmarks"
 needs_bench = pytest.mark.skipif(not BENCH.is_dir(), reason="../shared/benchmarks is absent")

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from properties import Domain, make_property
-from verify.point_query import Query
-from verify.pool import WorkerPool, WorkerSpec
-from verify.replay import Replayer
-from verify.verdict import Status
+from robustprop.properties import Domain, make_property
+from robustprop.verify.engine.point_query import Query
+from robustprop.verify.engine.replay import Replayer
+from robustprop.verify.engine.verdict import Status
+from robustprop.verify.runs.pool import WorkerPool, WorkerSpec
 
 NET = Path(__file__).parent / "golden" / "golden.onnx"
 

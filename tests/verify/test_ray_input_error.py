@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from properties import Domain, make_property
-from properties.errors import InputError
-from verify.point_query import Query
-from verify.pool import WorkerSpec
+from robustprop.properties import Domain, make_property
+from robustprop.properties.errors import InputError
+from robustprop.verify.engine.point_query import Query
+from robustprop.verify.runs.pool import WorkerSpec
 
 pytest.importorskip("ray", reason="the optional extra robustprop[ray] is not installed")
 
@@ -19,7 +19,7 @@ NET = Path(__file__).parent / "golden" / "golden.onnx"
 
 @pytest.mark.slow  # starts a local Ray instance (~20 s)
 def test_input_error_in_a_ray_actor_ends_the_run() -> None:
-    from verify.ray_pool import RayPool
+    from robustprop.verify.runs.ray_pool import RayPool
 
     center = np.array([0.8, 0.2, 0.5])  # the golden net has 2 inputs: check_query refuses it
     negation = make_property("cr", eps=0.1).negation(center, np.zeros(3), 0, Domain())

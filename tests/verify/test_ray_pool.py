@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from properties import Domain, make_property
-from verify.network import load_network
-from verify.point_query import PointDecider, Query
-from verify.pool import WorkerSpec
-from verify.replay import Replayer
+from robustprop.properties import Domain, make_property
+from robustprop.verify.engine.network import load_network
+from robustprop.verify.engine.point_query import PointDecider, Query
+from robustprop.verify.engine.replay import Replayer
+from robustprop.verify.runs.pool import WorkerSpec
 
 ray = pytest.importorskip("ray", reason="the optional extra robustprop[ray] is not installed")
 
@@ -19,7 +19,7 @@ NET = Path(__file__).parent / "golden" / "golden.onnx"
 
 
 def test_ray_pool_gives_the_same_verdicts_as_in_process() -> None:
-    from verify.ray_pool import RayPool
+    from robustprop.verify.runs.ray_pool import RayPool
 
     replayer = Replayer(NET)
     queries = []
@@ -40,7 +40,7 @@ def test_verify_run_with_the_ray_executor(tmp_path: Path) -> None:
 
     from click.testing import CliRunner
 
-    from verify.cli import cli
+    from robustprop.verify.cli.main import cli
 
     data = Path(__file__).parent / "golden" / "golden.npz"
     out = tmp_path / "r.json"

@@ -60,8 +60,8 @@ def test_a_saved_case_round_trips(tmp_path: Path) -> None:
 
 
 def test_the_audit_flags_each_kind_of_disagreement(tmp_path: Path) -> None:
-    from properties import Domain, make_property
-    from verify.network import load_network
+    from robustprop.properties import Domain, make_property
+    from robustprop.verify.engine.network import load_network
 
     audit = _audit()
     net = tmp_path / "net.onnx"

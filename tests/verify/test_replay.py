@@ -7,9 +7,14 @@ import onnx
 import pytest
 from onnx import helper
 
-from properties.spec import Atom, Disjunct, Negation
+from robustprop.properties.spec import Atom, Disjunct, Negation
+from robustprop.verify.engine.replay import (
+    Replayer,
+    project_into_box,
+    replay_witness,
+    to_double_precision,
+)
 from tests.verify.tiny_onnx import mlp_bytes, model, tensor
-from verify.replay import Replayer, project_into_box, replay_witness, to_double_precision
 
 # y0 = |x0 - x1|, y1 = relu(x0 + x1 - 1)  (see test_backends)
 W1 = np.array([[1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]])

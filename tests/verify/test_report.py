@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner, Result
 from matplotlib.image import imread
 
+from robustprop.verify.cli.main import cli
+from robustprop.verify.report.plots import series
+from robustprop.verify.report.render import _unique_tails, load_runs, sections
 from tests.verify.test_report_inputs import RealRuns, load, real_runs
-from verify.cli import cli
-from verify.plots import series
-from verify.report_render import _unique_tails, load_runs, sections
 
 __all__ = ["real_runs"]  # the session fixture, imported so pytest sees it here
 
@@ -210,7 +210,7 @@ def test_network_labels_are_the_shortest_distinct_tails() -> None:
 def test_failure_midway_leaves_the_previous_report(
     real_runs: RealRuns, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import verify.plots
+    import robustprop.verify.report.plots
 
     out = tmp_path / "r.md"
     assert report(real_runs.lr19_a, "-o", out).exit_code == 0
@@ -220,7 +220,7 @@ def test_failure_midway_leaves_the_previous_report(
         path.write_bytes(b"half a figure")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(verify.plots, "bar_plot", broken)
+    monkeypatch.setattr(robustprop.verify.report.plots, "bar_plot", broken)
     result = report(real_runs.lr19_a, real_runs.lr19_b, "-o", out)
     assert result.exit_code == 3 and "disk full" in result.stderr
     after = out.read_text(), (tmp_path / "r_files" / "01-lr-networks.png").read_bytes()

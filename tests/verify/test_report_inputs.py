@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from verify.cli import cli
+from robustprop.verify.cli.main import cli
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -44,7 +44,7 @@ _CACHE: dict[Path, RealRuns] = {}
 
 def run_cli(*args: str | Path) -> None:
     """``verify run`` in-process with the options every fixture run shares."""
-    from verify.cmd_run import command as run_command
+    from robustprop.verify.cli.run import command as run_command
 
     extra = ["--no-progress", "--samples", "50", "--data", str(GOLDEN / "golden.npz")]
     if any("--no-cache" in p.opts for p in run_command.params):

@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from properties import Domain, PGDConfig, attack, make_property
-from verify.network import load_network
-from verify.point_query import PointDecider, Query
-from verify.replay import Replayer
-from verify.torch_net import to_torch
-from verify.verdict import Status
+from robustprop.properties import Domain, PGDConfig, attack, make_property
+from robustprop.verify.engine.network import load_network
+from robustprop.verify.engine.point_query import PointDecider, Query
+from robustprop.verify.engine.replay import Replayer
+from robustprop.verify.engine.torch_net import to_torch
+from robustprop.verify.engine.verdict import Status
 
 
 def _random_onnx(path: Path, seed: int, n: int = 3, hidden: int = 5, m: int = 3) -> None:

@@ -11,12 +11,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from properties import Domain, PGDConfig, make_property
+from robustprop.properties import Domain, PGDConfig, make_property
+from robustprop.verify.cli.main import cli
+from robustprop.verify.engine.attack import batched_attack
+from robustprop.verify.engine.network import network_from_bytes
+from robustprop.verify.engine.torch_net import to_torch
 from tests.verify.tiny_onnx import mlp_bytes
-from verify.cli import cli
-from verify.network import network_from_bytes
-from verify.pgd_batch import batched_attack
-from verify.torch_net import to_torch
 
 
 def _layers(seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from properties.errors import InputError
-from verify.cli import cli
-from verify.store import Store
+from robustprop.properties.errors import InputError
+from robustprop.verify.cli.main import cli
+from robustprop.verify.runs.store import Store
 
 NET = Path(__file__).parent / "golden" / "golden.onnx"
 
@@ -64,7 +64,12 @@ def test_rerun_reuses_stored_verdicts(tmp_path: Path) -> None:
 def test_sigkill_mid_run_then_resume_completes(tmp_path: Path) -> None:
     n = 40
     data, store = _points(tmp_path, n), tmp_path / "s.sqlite"
-    cmd = [sys.executable, "-m", "verify.cli", *_args(data, tmp_path / "a.json", store, n)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "robustprop.verify.cli.main",
+        *_args(data, tmp_path / "a.json", store, n),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120

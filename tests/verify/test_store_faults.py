@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from verify.cli import cli
-from verify.store import Store
+from robustprop.verify.cli.main import cli
+from robustprop.verify.runs.store import Store
 
 NET = Path(__file__).parent / "golden" / "golden.onnx"
 N_POINTS = 6

@@ -21,7 +21,7 @@ from pathlib import Path
 import onnx
 from onnx import numpy_helper
 
-from training.checkpoint import load_checkpoint
+from robustprop.training.checkpoint import load_checkpoint
 
 EPOCHS = 12
 # One thread: the same float reductions in every process.

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from properties.errors import InputError
-from properties.spec import Atom
-from verify.vnnlib import parse_vnnlib, read_vnnlib
+from robustprop.properties.errors import InputError
+from robustprop.properties.spec import Atom
+from robustprop.verify.formats.vnnlib import parse_vnnlib, read_vnnlib
 
 BENCH = Path(__file__).resolve().parents[3] / "shared" / "benchmarks"
 needs_bench = pytest.mark.skipif(not BENCH.is_dir(), reason="../shared/benchmarks is absent")

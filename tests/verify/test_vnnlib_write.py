@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from properties import Domain, make_property
-from properties.errors import InputError
-from verify.vnnlib import parse_vnnlib
-from verify.vnnlib_write import vnnlib_text, write_vnnlib
+from robustprop.properties import Domain, make_property
+from robustprop.properties.errors import InputError
+from robustprop.verify.formats.vnnlib import parse_vnnlib
+from robustprop.verify.formats.vnnlib_write import vnnlib_text, write_vnnlib
 
 NET = Path(__file__).parent / "golden" / "golden.onnx"
 CENTER = np.array([0.8, 0.2])
@@ -31,7 +31,7 @@ def test_round_trip(name: str, params: dict[str, float]) -> None:
 
 
 def test_exported_file_is_decided_like_the_run(tmp_path: Path) -> None:
-    from verify.decide import check_vnnlib
+    from robustprop.verify.runs.vnnlib_check import check_vnnlib
 
     spec = tmp_path / "cr.vnnlib"
     write_vnnlib(make_property("cr", eps=0.35).negation(CENTER, Y, 0, Domain()), spec)
@@ -49,8 +49,8 @@ def test_non_linear_queries_are_refused_with_a_reason(name: str) -> None:
 def test_verify_run_exports_vnnlib_instances(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from verify.cli import cli
-    from verify.decide import check_vnnlib
+    from robustprop.verify.cli.main import cli
+    from robustprop.verify.runs.vnnlib_check import check_vnnlib
 
     data = Path(__file__).parent / "golden" / "golden.npz"
     out = tmp_path / "vnnlib"
@@ -67,7 +67,7 @@ def test_verify_run_exports_vnnlib_instances(tmp_path: Path) -> None:
 def test_verify_run_refuses_vnnlib_export_for_lr(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from verify.cli import cli
+    from robustprop.verify.cli.main import cli
 
     args = ["run", "--property", "lr", "--net", str(NET), "--export-vnnlib", str(tmp_path / "v")]
     result = CliRunner().invoke(cli, args)

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from verify.network import Affine, Clip, Network, Relu
+from robustprop.verify.engine.network import Affine, Clip, Network, Relu
 
 
 def tensor(name: str, value: Sequence[object] | np.ndarray | float) -> onnx.TensorProto:

@@ -2,7 +2,7 @@
 
 Run from the repository root (reads ``../shared/data`` unless told otherwise)::
 
-    .venv/bin/python -m training.slices.make_slice [--data-dir DIR] [--out PATH]
+    .venv/bin/python -m robustprop.training.slices.make_slice [--data-dir DIR] [--out PATH]
 
 The slice holds 200 training and 50 test images per class (2,000 + 500), drawn without
 replacement with a fixed seed and kept in their original order, as uint8 under the keys
@@ -24,8 +24,8 @@ from typing import IO
 import numpy as np
 import numpy.typing as npt
 
-from training.cache import atomic_write
-from training.data import load_dataset
+from robustprop.training.cache import atomic_write
+from robustprop.training.data import load_dataset
 
 __all__ = ["balanced_indices", "main", "write_npz_reproducibly"]
 

@@ -1,1 +1,0 @@
-"""robustprop: verify.backends."""

@@ -1,0 +1,73 @@
+"""The ``verify`` console script: one click group, one module per subcommand.
+
+Exit codes (DESIGN.md §7): 0 all gates pass; 1 a gate failed; 2 usage or input error;
+3 internal or solver error. Library errors carry their exit code (``robustprop.properties.errors``);
+this module turns them into one-line messages on stderr (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from robustprop.properties.errors import RobustpropError
+from robustprop.verify.cli import experiment, export, report, run, train, vnnlib
+from robustprop.verify.cli.version import tool_version
+
+
+def _one_line(err: BaseException) -> str:
+    """The message of ``err`` on one line (library and numpy messages may span several)."""
+    return " ".join(str(err).split())
+
+
+class _Group(click.Group):
+    """Maps library exceptions to exit codes instead of tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(ctx.params.get("debug"))
+        try:
+            return super().invoke(ctx)
+        except RobustpropError as err:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"error: {_one_line(err)}", err=True)
+            sys.exit(err.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as err:  # a bug: say so in one line, exit 3
+            if debug:
+                traceback.print_exc()
+            click.echo(
+                f"internal error: {type(err).__name__}: {_one_line(err)} (rerun with --debug)",
+                err=True,
+            )
+            sys.exit(3)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(tool_version(), prog_name="verify")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
+def cli(debug: bool, verbose: int) -> None:
+    """Train, export and verify neural networks against robustness properties."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+for _module in (train, export, run, vnnlib, report, experiment):
+    cli.add_command(_module.command)
+
+
+def main() -> None:
+    cli(prog_name="verify")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""``verify report``: render run JSON files as a Markdown or HTML report with PNG figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("report")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("report.md"),
+    show_default=True,
+    help="Report file: .md (GitHub Markdown) or .html; figures go to <stem>_files/ beside it.",
+)
+@click.option(
+    "--label-by",
+    type=click.Choice(["network", "file"]),
+    default="network",
+    show_default=True,
+    help="Name each network by its ONNX path, or by the JSON file it came from.",
+)
+@click.option(
+    "--junit",
+    "junit_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write the runs as JUnit XML (one test case per point and property).",
+)
+def command(inputs: tuple[Path, ...], output: Path, label_by: str, junit_out: Path | None) -> None:
+    """Compare runs of `verify run --json` (run or ε-sweep documents, several files).
+
+    One section per property: a table with one row per network and ε (satisfaction
+    interval, holds / violated / unknown, security, accuracy, and the gaps between them),
+    a figure (metric vs ε for sweeps, bars per network otherwise) and notes on the points
+    refuted by the verifier but missed by PGD. A malformed input is an error (exit 2)
+    and no report is written.
+    """
+    from robustprop.verify.cli.version import tool_version as _version
+    from robustprop.verify.report.render import (
+        check_output_path,
+        load_runs,
+        report_format,
+        write_report,
+    )
+
+    report_format(output)  # reject a bad suffix before reading anything
+    check_output_path("-o", output)
+    if junit_out is not None:  # checked before the report is written: all or nothing
+        check_output_path("--junit", junit_out)
+    runs = load_runs(list(inputs), "file" if label_by == "file" else "network")
+    figures = write_report(output, runs, list(inputs), _version())
+    runs_text = f"{len(runs)} run" + ("" if len(runs) == 1 else "s")
+    figures_text = f"{len(figures)} figure" + ("" if len(figures) == 1 else "s")
+    click.echo(f"wrote {output} ({runs_text}, {figures_text} in {output.stem}_files/)")
+    if junit_out is not None:
+        from robustprop.verify.report.junit import write_junit_runs
+
+        write_junit_runs(junit_out, runs)
+        click.echo(f"wrote {junit_out}")

@@ -1,0 +1,294 @@
+"""`verify train`: train a network in one of the paper's regimes and export it to ONNX.
+
+Writes ``-o model.onnx`` (via ``export``, with the training metadata), and beside it the
+resumable checkpoint ``model.ckpt`` (also readable by ``verify export``) and the per-epoch
+log ``model.log.jsonl``. Names of regimes, properties and architectures are checked against
+their tables in ``robustprop.training.config``, ``properties`` and ``robustprop.training.models``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar, cast
+
+import click
+
+from robustprop.properties.errors import InputError
+
+if TYPE_CHECKING:
+    from robustprop.properties import Property
+    from robustprop.training.config import TrainConfig
+
+T = TypeVar("T")
+
+
+def _property(
+    name: str | None, regime: str, eps: float | None, params: dict[str, float | str | None]
+) -> Property | None:
+    from robustprop.properties import make_property
+
+    given: dict[str, float | str] = {k: v for k, v in params.items() if v is not None}
+    if name is None:
+        if regime == "constraint":
+            raise InputError("--regime constraint needs --property sr, lr or scr")
+        if given:
+            flags = ", ".join(f"--{k}" for k in sorted(given))
+            raise InputError(f"{flags}: property parameters need --regime constraint --property")
+        return None
+    if regime != "constraint":
+        raise InputError(
+            f"--property {name} is trained only by --regime constraint, not by --regime {regime}"
+        )
+    if eps is not None:
+        given["eps"] = eps
+    return make_property(name, **given)
+
+
+def _pick(value: T | None, default: T) -> T:
+    return default if value is None else value
+
+
+@dataclasses.dataclass(frozen=True)
+class _Flags:
+    """The hyper-parameter flags as given (``None``: take the preset's value)."""
+
+    epochs: int | None
+    batch_size: int | None
+    lr: float | None
+    alpha: float | None
+    beta: float | None
+    eps: float | None
+    pgd_steps: int | None
+    pgd_step_size: float | None
+    pgd_restarts: int | None
+    augment_points: int | None
+
+
+def _config(
+    regime: str,
+    prop: Property | None,
+    sampler: str | None,
+    arch: str,
+    seed: int,
+    flags: _Flags,
+) -> TrainConfig:
+    from robustprop.properties import PGDConfig
+    from robustprop.training.config import REGIMES, Sampler, TrainConfig
+
+    if regime not in REGIMES:
+        raise InputError(f"unknown regime {regime!r}; valid: {', '.join(REGIMES)}")
+    # Both are checked against their tables by TrainConfig.
+    base = TrainConfig.paper(
+        regime, prop=prop, sampler=cast(Sampler | None, sampler), arch=arch, seed=seed
+    )
+    pgd = PGDConfig(
+        steps=_pick(flags.pgd_steps, base.pgd.steps),
+        step_size=_pick(flags.pgd_step_size, base.pgd.step_size),
+        restarts=_pick(flags.pgd_restarts, base.pgd.restarts),
+        random_start=base.pgd.random_start,
+        relative_step=base.pgd.relative_step,
+        center_first=base.pgd.center_first,
+    )
+    return TrainConfig(
+        regime=base.regime,
+        epochs=_pick(flags.epochs, base.epochs),
+        batch_size=_pick(flags.batch_size, base.batch_size),
+        lr=_pick(flags.lr, base.lr),
+        alpha=_pick(flags.alpha, base.alpha),
+        beta=_pick(flags.beta, base.beta),
+        eps=base.eps if prop is not None else _pick(flags.eps, base.eps),
+        pgd=pgd,
+        prop=prop,
+        sampler=base.sampler,
+        arch=base.arch,
+        seed=base.seed,
+        extra_points=_pick(flags.augment_points, base.extra_points),
+        domain=base.domain,
+    )
+
+
+@click.command("train")
+@click.option(
+    "--dataset",
+    required=True,
+    help="fashion-mnist, fashion-mnist-slice, gtsrb, gtsrb48, or an .npz file with x, y.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder with fashion_mnist/ and gtsrb/ (default: $ROBUSTPROP_DATA_DIR or ../shared/data).",
+)
+@click.option(
+    "--regime",
+    required=True,
+    help="baseline | augment | adversarial | constraint.",
+)
+@click.option("--property", "prop_name", default=None, help="constraint: sr | lr | scr.")
+@click.option(
+    "--sampler",
+    default=None,
+    help="augment: uniform (default) | fgsm; adversarial: fgsm (default) | pgd; constraint: pgd.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="ONNX file to write; the checkpoint (.ckpt) and log (.log.jsonl) go beside it.",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["paper"]),
+    default="paper",
+    show_default=True,
+    help="Starting values of every hyper-parameter; the flags below override them.",
+)
+@click.option("--epochs", type=int, default=None, help="Epochs (paper: 100).")
+@click.option("--batch-size", type=int, default=None, help="Batch size (paper: 128).")
+@click.option("--lr", type=float, default=None, help="Adam learning rate (paper: 1e-4).")
+@click.option("--alpha", type=float, default=None, help="Weight α of CE(x̂) (paper: 1).")
+@click.option("--beta", type=float, default=None, help="Weight β of the second term (paper: 0.2).")
+@click.option("--eps", type=float, default=None, help="Ball radius ε, L∞ (paper: 0.1).")
+@click.option("--delta", type=float, default=None, help="SR: output bound δ (paper: 10).")
+@click.option("--lipschitz", type=float, default=None, help="LR: constant L (paper: 10).")
+@click.option("--eta", type=float, default=None, help="SCR: probability η in (0, 1) (paper: 0.52).")
+@click.option(
+    "--reference",
+    default=None,
+    help="Property reference: output (r = f(x̂), c = argmax; default) | label (c = y).",
+)
+@click.option("--pgd-steps", type=int, default=None, help="PGD sign steps (paper: 50).")
+@click.option("--pgd-step-size", type=float, default=None, help="PGD step length (paper: 0.01).")
+@click.option("--pgd-restarts", type=int, default=None, help="PGD uniform restarts (paper: 1).")
+@click.option(
+    "--augment-points", type=int, default=None, help="augment: extra points per image (paper: 2)."
+)
+@click.option("--arch", default="mlp", show_default=True, help="mlp (n-100-m) | mlp-deep.")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of init, order, samples."
+)
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N].")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint beside --output.")
+@click.option(
+    "--train-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Use only the first N training rows (quick runs).",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr (default: when stderr is a terminal).",
+)
+@click.option(
+    "--cuda-graphs/--no-cuda-graphs",
+    default=True,
+    show_default=True,
+    help="On CUDA, replay each training step from a captured CUDA graph.",
+)
+def command(
+    dataset: str,
+    data_dir: Path | None,
+    regime: str,
+    prop_name: str | None,
+    sampler: str | None,
+    output: Path,
+    preset: str,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    alpha: float | None,
+    beta: float | None,
+    eps: float | None,
+    delta: float | None,
+    lipschitz: float | None,
+    eta: float | None,
+    reference: str | None,
+    pgd_steps: int | None,
+    pgd_step_size: float | None,
+    pgd_restarts: int | None,
+    augment_points: int | None,
+    arch: str,
+    seed: int,
+    device: str,
+    resume: bool,
+    train_limit: int | None,
+    progress: bool | None,
+    cuda_graphs: bool,
+) -> None:
+    """Train a network (paper preset unless overridden) and export it to ONNX.
+
+    \b
+    Regimes: baseline (cross-entropy); augment (2 extra points per image in the ε-ball,
+    uniform or FGSM); adversarial (α·CE(x̂) + β·CE(x′), x′ by FGSM or PGD); constraint
+    (α·CE(x̂) + β·L_C(x′), x′ by PGD on the property; --property sr, lr or scr).
+    """
+    # Imported here so that `verify --help` does not pay for torch, onnx and onnxruntime.
+    from robustprop.training.loop import RunOptions, TrainingInterrupted, resolve_device
+    from robustprop.verify.experiment.train_job import TrainJob, train_to_onnx
+
+    if output.is_dir():
+        raise InputError(f"{output}: is a directory, expected an output file name")
+    if output.parent.exists() and not output.parent.is_dir():
+        raise InputError(f"{output}: {output.parent} is not a directory")
+    if eps is not None and eps <= 0:
+        raise InputError(f"--eps must be > 0, got {eps}")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(
+            f"{output}: cannot create {output.parent} ({err.strerror or err})"
+        ) from err
+    params = {"delta": delta, "lipschitz": lipschitz, "eta": eta, "reference": reference}
+    prop = _property(prop_name, regime, eps, params)
+    flags = _Flags(
+        epochs,
+        batch_size,
+        lr,
+        alpha,
+        beta,
+        eps,
+        pgd_steps,
+        pgd_step_size,
+        pgd_restarts,
+        augment_points,
+    )
+    config = _config(regime, prop, sampler, arch, seed, flags)
+    options = RunOptions(
+        device=resolve_device(device),
+        resume=resume,
+        progress=sys.stderr.isatty() if progress is None else progress,
+        cuda_graphs=cuda_graphs,
+    )
+    job = TrainJob(dataset, output, data_dir, train_limit, preset)
+    try:
+        done = train_to_onnx(config, job, options)
+    except TrainingInterrupted as stop:
+        click.echo(
+            f"interrupted: {stop.checkpoint} holds {stop.epochs_done} finished epochs; "
+            "continue with the same flags and --resume, or export it with `verify export`",
+            err=True,
+        )
+        sys.exit(130)
+    what = config.regime if config.sampler is None else f"{config.regime} ({config.sampler})"
+    if prop is not None:
+        what += f" {prop.name} {json.dumps(prop.params())}"
+    click.echo(
+        f"trained {config.arch} on {done.train_rows} {done.dataset} rows: {what}; "
+        f"epochs: {done.epochs_done}, on {options.device} ({done.step_mode})"
+    )
+    if done.test_accuracy is not None:
+        sat_text = (
+            ""
+            if done.sat_fraction is None
+            else f", sampled points satisfying: {done.sat_fraction:.4f}"
+        )
+        click.echo(f"test accuracy {done.test_accuracy:.4f}{sat_text}")
+    click.echo(
+        f"wrote {done.path} (max abs diff {done.max_abs_diff:.2e} vs torch), "
+        f"checkpoint {done.checkpoint}, log {done.log}"
+    )

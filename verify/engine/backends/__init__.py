@@ -1,0 +1,1 @@
+"""robustprop: robustprop.verify.engine.backends."""

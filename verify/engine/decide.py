@@ -1,0 +1,202 @@
+"""Decide a :class:`Negation` with an exact backend, trusting only replayed witnesses.
+
+:func:`decide` splits the negation by input box, runs one isolated solver query per box (each
+in a worker process with a hard time limit, see :mod:`robustprop.verify.engine.isolation`) and
+replays every
+solver ``sat`` point through onnxruntime (:mod:`robustprop.verify.engine.replay`):
+
+- ``sat`` as soon as one query gives a confirmed witness;
+- ``unsat`` only if every query is ``unsat``;
+- ``unknown`` otherwise, with the reasons.
+
+A solver point that fails replay (typically a point on the boundary of the unsafe set, accepted
+by the solver's tolerances) is logged and the query is retried with the atoms shifted inwards by
+a small margin; if no retry gives a confirmed point, the query counts as ``unknown``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from robustprop.properties.spec import Atom, Disjunct, Negation
+from robustprop.verify.engine.backends.base import (
+    BackendName,
+    SolverOutcome,
+    Status,
+    get_backend,
+    group_by_box,
+)
+from robustprop.verify.engine.isolation import Failure, run_isolated
+from robustprop.verify.engine.network import Network
+from robustprop.verify.engine.replay import Replay, Replayer
+
+__all__ = [
+    "DEFAULT_MARGINS",
+    "STRATEGIES",
+    "Decision",
+    "QueryRecord",
+    "decide",
+    "solve_query",
+]
+
+log = logging.getLogger(__name__)
+
+# ``plain``: the exact backend alone (the baseline); ``staged``: search, bounds, then the solver.
+STRATEGIES = ("staged", "plain")
+
+# Relative margins for re-solving after a spurious solver point: rhs += margin * (1 + |y|max).
+DEFAULT_MARGINS = (1e-5, 1e-3)
+
+
+@dataclass(frozen=True)
+class QueryRecord:
+    """One solver call: which input box, the margin used, and what came of it."""
+
+    box: int
+    margin: float
+    status: Status
+    reason: str
+    time_s: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict on a negation; ``replay`` holds the confirmed witness when ``sat``."""
+
+    status: Status
+    replay: Replay | None
+    reason: str
+    time_s: float
+    queries: tuple[QueryRecord, ...]
+
+
+def solve_query(
+    backend: BackendName, network: Network, negation: Negation, timeout_s: float
+) -> SolverOutcome:
+    """One backend call (module level so that worker processes can run it)."""
+    return get_backend(backend).solve(network, negation, timeout_s)
+
+
+def decide(
+    network: Network,
+    negation: Negation,
+    replayer: Replayer,
+    *,
+    backend: BackendName,
+    timeout_s: float,
+    isolate: bool = True,
+    grace_s: float = 2.0,
+    margins: tuple[float, ...] = DEFAULT_MARGINS,
+) -> Decision:
+    """Decide ``negation`` within about ``timeout_s`` seconds in total (see the module doc).
+
+    ``isolate=False`` runs the solver in this process (no hard kill; for tests and debugging).
+    """
+    start = time.monotonic()
+    groups = group_by_box(negation)
+    records: list[QueryRecord] = []
+    unknown: list[str] = []
+    for index, group in enumerate(groups):
+        attempts = (0.0, *margins)
+        for attempt, margin in enumerate(attempts):
+            remaining = timeout_s - (time.monotonic() - start)
+            if remaining <= 0:
+                unknown.append(f"box {index + 1}: not tried, time limit reached")
+                break
+            budget = remaining / (len(groups) - index)
+            query = group if margin == 0.0 else _shift_atoms(group, margin, replayer)
+            outcome = _run(backend, network, query, budget, isolate, grace_s)
+            records.append(
+                QueryRecord(index, margin, outcome.status, outcome.reason, outcome.time_s)
+            )
+            if outcome.status == "unsat":
+                if margin == 0.0:
+                    break
+                unknown.append(
+                    f"box {index + 1}: the solver's point failed replay and the query with "
+                    f"margin {margin:g} is unsat (only boundary points?)"
+                )
+                break
+            if outcome.status == "unknown":
+                unknown.append(f"box {index + 1}: {outcome.reason}")
+                break
+            assert outcome.x is not None
+            replay = replayer.replay(outcome.x, group)
+            if replay.confirmed:
+                return Decision(
+                    "sat",
+                    replay,
+                    f"{outcome.reason}; witness confirmed by onnxruntime",
+                    time.monotonic() - start,
+                    tuple(records),
+                )
+            log.warning(
+                "box %d: %s point failed replay (%s)%s",
+                index + 1,
+                backend.value,
+                replay.note,
+                "; retrying with a margin" if attempt + 1 < len(attempts) else "",
+            )
+            y_max = float(np.max(np.abs(replay.y32)))
+            records[-1] = dataclasses.replace(
+                records[-1],
+                status="unknown",
+                reason=f"{outcome.reason}; witness failed replay (|y| max {y_max:.6g})",
+            )
+            if attempt + 1 == len(attempts):
+                unknown.append(f"box {index + 1}: solver points failed replay ({replay.note})")
+    elapsed = time.monotonic() - start
+    if unknown:
+        return Decision("unknown", None, "; ".join(unknown), elapsed, tuple(records))
+    return Decision("unsat", None, f"{backend.value}: unsat", elapsed, tuple(records))
+
+
+def _resolve(backend: BackendName | str, network: Network, plain: bool) -> BackendName:
+    from robustprop.verify.engine.point_query import choose_backend
+
+    return choose_backend(str(getattr(backend, "value", backend)), network, plain=plain)
+
+
+def _shift_atoms(group: Negation, margin: float, replayer: Replayer) -> Negation:
+    """The group with every atom's rhs raised by ``margin * (1 + scale)``.
+
+    ``scale`` is the magnitude of the atom's own terms at the box centre (a cheap, stable
+    proxy for the size of the outputs involved).
+    """
+    d0 = group.disjuncts[0]
+    y = replayer.evaluate64((d0.lower + d0.upper) / 2.0)[0]
+    disjuncts = []
+    for d in group.disjuncts:
+        atoms = tuple(
+            Atom(
+                terms=a.terms,
+                rhs=a.rhs + margin * (1.0 + sum(abs(c * y[j]) for j, c in a.terms) + abs(a.rhs)),
+                dist_coeff=a.dist_coeff,
+            )
+            for a in d.atoms
+        )
+        disjuncts.append(Disjunct(d.lower, d.upper, atoms))
+    return dataclasses.replace(group, disjuncts=tuple(disjuncts))
+
+
+def _run(
+    backend: BackendName,
+    network: Network,
+    negation: Negation,
+    budget: float,
+    isolate: bool,
+    grace_s: float,
+) -> SolverOutcome:
+    if not isolate or backend is BackendName.PORTFOLIO:  # the portfolio isolates its racers
+        return solve_query(backend, network, negation, budget)
+    result = run_isolated(
+        solve_query, (backend, network, negation, budget), budget, grace_s=grace_s
+    )
+    if isinstance(result, Failure):
+        return SolverOutcome("unknown", None, f"{backend.value}: {result.reason}", result.time_s)
+    return result

@@ -1,0 +1,215 @@
+"""One exact (point, property) query, as a worker of :mod:`robustprop.verify.runs.pool` runs it.
+
+Linear negations (SR, LR, CR) go to :func:`robustprop.verify.engine.decide.decide`, which trusts a
+solver "sat"
+only after onnxruntime replay. SCR negations go through the chord refinement of
+:mod:`robustprop.verify.engine.scr_encoding`, whose linear sub-queries use the same backends and
+the same replay.
+A query may carry a :class:`robustprop.verify.engine.bounds.Seed` (CROWN bounds of every layer over
+its box, from
+the bound stage): the backends then encode the network with those bounds
+(:func:`robustprop.verify.engine.bounds.seeded`), and SCR starts from the bound stage's margin
+bounds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from robustprop.properties.spec import FloatArray, Negation
+from robustprop.verify.engine.backends.base import BackendName, get_backend
+from robustprop.verify.engine.bounds import Seed, seeded
+from robustprop.verify.engine.decide import decide
+from robustprop.verify.engine.lr_local import analyse
+from robustprop.verify.engine.network import Affine, Network
+from robustprop.verify.engine.replay import Replayer
+from robustprop.verify.engine.scr_encoding import ScrSettings, decide_scr
+from robustprop.verify.engine.verdict import Stage, Status, Verdict
+
+log = logging.getLogger(__name__)
+
+# ``auto`` picks Z3 (exact rationals) up to this many ReLU/Clip neurons, beyond it the
+# Marabou/MILP portfolio (or, for the plain strategy, Marabou alone).
+Z3_MAX_NEURONS = 48
+
+
+@dataclass(frozen=True, eq=False)
+class Query:
+    """The negation of a property around the point at position ``index`` of a run.
+
+    ``seed``: CROWN bounds over the negation's query box; ``g_bounds``: SCR margin bounds.
+    """
+
+    index: int
+    negation: Negation
+    seed: Seed | None = None
+    g_bounds: tuple[FloatArray, FloatArray] | None = None
+
+
+def choose_backend(name: str, network: Network, *, plain: bool = False) -> BackendName:
+    """Resolve ``auto`` to a concrete backend for this network."""
+    if name != "auto":
+        return BackendName(name)
+    neurons = 0
+    width = network.n
+    for layer in network.layers:
+        if isinstance(layer, Affine):
+            width = layer.out_size
+        else:
+            neurons += width
+    if neurons <= Z3_MAX_NEURONS:
+        return BackendName.Z3
+    return BackendName.MARABOU if plain else BackendName.PORTFOLIO
+
+
+class PointDecider:
+    """What a worker holds for many queries on one network."""
+
+    def __init__(self, network: Network, replayer: Replayer, backend: str) -> None:
+        self.network = network
+        self.replayer = replayer
+        self.backend = choose_backend(backend, network)
+
+    def decide(self, query: Query, timeout_s: float) -> Verdict:
+        """The exact verdict for one query within about ``timeout_s`` seconds."""
+        start = time.monotonic()
+        network = seeded(self.network, query.seed)
+        if query.negation.softmax is not None:
+            return self._decide_scr(network, query, start, start + timeout_s)
+        negation = query.negation
+        if negation.distance is not None:
+            local = self._local_lr(network, negation, start)
+            if isinstance(local, Verdict):
+                return local
+            negation = local
+        decision = decide(
+            network,
+            negation,
+            self.replayer,
+            backend=self.backend,
+            timeout_s=timeout_s,
+            isolate=False,  # the pool already isolates this worker
+        )
+        elapsed = time.monotonic() - start
+        n_queries = len(decision.queries)
+        if decision.status == "unsat":
+            return Verdict(
+                Status.HOLDS, Stage.SOLVER, self.backend.value, elapsed, queries=n_queries
+            )
+        if decision.status == "sat" and decision.replay is not None:
+            return Verdict(
+                Status.VIOLATED,
+                Stage.SOLVER,
+                self.backend.value,
+                elapsed,
+                witness=decision.replay.x,
+                witness_output=decision.replay.y64,
+                queries=n_queries,
+            )
+        return Verdict(
+            Status.UNKNOWN,
+            Stage.NONE,
+            self.backend.value,
+            elapsed,
+            reason=decision.reason,
+            queries=n_queries,
+        )
+
+    def _local_lr(self, network: Network, negation: Negation, start: float) -> Negation | Verdict:
+        """LR's small ball decided by linear algebra (:mod:`robustprop.verify.engine.lr_local`);
+        the rest as a
+        negation for the solver, or the verdict if the small ball already has a violation."""
+        center = negation.distance.center if negation.distance is not None else None
+        assert center is not None
+        local = analyse(network, negation, network.evaluate(center)[0])
+        if local is None or local.outer is not None:
+            return negation if local is None or local.outer is None else local.outer
+        if local.witness is None:
+            return negation  # no stable radius: the solver gets the whole region
+        replay = self.replayer.replay(local.witness, negation)
+        elapsed = time.monotonic() - start
+        if replay.confirmed:
+            return Verdict(
+                Status.VIOLATED,
+                Stage.SOLVER,
+                "linear",
+                elapsed,
+                reason=f"violated within the linear ball of radius {local.d0:.3g}",
+                witness=replay.x,
+                witness_output=replay.y64,
+            )
+        return Verdict(
+            Status.UNKNOWN,
+            Stage.NONE,
+            "linear",
+            elapsed,
+            reason=f"a violation within radius {local.d0:.3g} of the center did not replay",
+        )
+
+    def _decide_scr(self, network: Network, query: Query, start: float, deadline: float) -> Verdict:
+        negation = query.negation
+        box = negation.disjuncts[0]
+        y_lower, y_upper = network.interval_bounds(box.lower, box.upper)[-1]
+        solver = get_backend(self.backend)
+
+        def solve(q: Negation, timeout_s: float) -> tuple[str, FloatArray | None, str]:
+            out = solver.solve(network, q, timeout_s)
+            return out.status, out.x, out.reason
+
+        def confirm(x: FloatArray, q: Negation) -> FloatArray | None:
+            replay = self.replayer.replay(x, q)
+            return replay.y64 if replay.confirmed else None
+
+        def evaluate(x: FloatArray) -> FloatArray:
+            return np.asarray(self.replayer.evaluate64(x)[0], dtype=np.float64)
+
+        result = decide_scr(
+            negation,
+            y_lower,
+            y_upper,
+            solve,
+            confirm,
+            evaluate,
+            deadline,
+            ScrSettings(),
+            g_bounds=query.g_bounds,
+        )
+        elapsed = time.monotonic() - start
+        if result.status == "violated" and result.x is not None:
+            replay = self.replayer.replay(result.x, negation)
+            if replay.confirmed:
+                return Verdict(
+                    Status.VIOLATED,
+                    Stage.SOLVER,
+                    self.backend.value,
+                    elapsed,
+                    reason=result.reason,
+                    witness=replay.x,
+                    witness_output=replay.y64,
+                    queries=result.queries,
+                    refinements=result.refinements,
+                )
+        if result.status == "holds":
+            stage = Stage.BOUNDS if result.queries == 0 else Stage.SOLVER
+            return Verdict(
+                Status.HOLDS,
+                stage,
+                self.backend.value,
+                elapsed,
+                reason=result.reason,
+                queries=result.queries,
+                refinements=result.refinements,
+            )
+        return Verdict(
+            Status.UNKNOWN,
+            Stage.NONE,
+            self.backend.value,
+            elapsed,
+            reason=result.reason,
+            queries=result.queries,
+            refinements=result.refinements,
+        )

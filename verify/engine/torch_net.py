@@ -1,0 +1,41 @@
+"""The IR as a torch module, so the property searchers (PGD, sampling) can attack it.
+
+Attacks only *propose* points: every counterexample is replayed through onnxruntime before a
+point is called violated, so the float32 arithmetic here never decides a verdict.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from robustprop.verify.engine.network import Affine, Clip, Network, Relu
+
+
+class _Clip(nn.Module):
+    def __init__(self, lo: float, hi: float) -> None:
+        super().__init__()
+        self.lo = lo
+        self.hi = hi
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(x, min=self.lo, max=self.hi)
+
+
+def to_torch(network: Network, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """An ``nn.Sequential`` computing ``network`` on flattened ``(B, n)`` inputs."""
+    modules: list[nn.Module] = []
+    for layer in network.layers:
+        if isinstance(layer, Affine):
+            linear = nn.Linear(layer.in_size, layer.out_size, dtype=dtype)
+            with torch.no_grad():
+                linear.weight.copy_(torch.as_tensor(layer.W, dtype=dtype))
+                linear.bias.copy_(torch.as_tensor(layer.b, dtype=dtype))
+            modules.append(linear)
+        elif isinstance(layer, Relu):
+            modules.append(nn.ReLU())
+        elif isinstance(layer, Clip):
+            modules.append(_Clip(layer.lo, layer.hi))
+    model = nn.Sequential(*modules)
+    model.requires_grad_(False)
+    return model.eval()

@@ -1,0 +1,65 @@
+"""The data points a ``verify run`` checks: which file, which rows, which input domain."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from robustprop.properties import Domain
+from robustprop.properties.errors import InputError
+
+
+@dataclass(frozen=True, eq=False)
+class Points:
+    """``x`` (N, n) float64 centers, ``y`` (N,) labels, their row ``indices`` in the split."""
+
+    x: npt.NDArray[np.float64]
+    y: npt.NDArray[np.int64]
+    indices: npt.NDArray[np.int64]
+    source: str
+
+
+@dataclass(frozen=True)
+class PointSelection:
+    """Where the points come from: a dataset name or ``.npz`` path, its split, how many."""
+
+    data: str
+    split: str = "test"
+    count: int = 100
+    seed: int | None = None  # None: the first ``count`` rows; else a seeded sample
+    data_dir: Path | None = None
+
+
+def load_points(selection: PointSelection, n_inputs: int) -> Points:
+    """The selected rows, checked against the network's input size and for finiteness."""
+    from robustprop.training.data import load_dataset, subset_indices
+
+    if selection.count < 1:
+        raise InputError(f"--points must be >= 1, got {selection.count}")
+    ds = load_dataset(selection.data, selection.split, selection.data_dir)
+    if ds.n_inputs != n_inputs:
+        raise InputError(
+            f"data {selection.data!r} has {ds.n_inputs} features per point, "
+            f"the network takes {n_inputs} inputs"
+        )
+    idx = subset_indices(len(ds), selection.count, selection.seed)
+    x = np.asarray(ds.x[idx], dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        raise InputError(f"data {selection.data!r} contains NaN or infinite values")
+    return Points(x, np.asarray(ds.y[idx], dtype=np.int64), idx.astype(np.int64), ds.name)
+
+
+def domain_from_metadata(metadata: dict[str, str], source: str) -> Domain:
+    """The input box stored by ``export`` (key ``domain``, JSON ``[lo, hi]``), else [0, 1]."""
+    raw = metadata.get("domain")
+    if raw is None:
+        return Domain()
+    try:
+        lo, hi = json.loads(raw)
+        return Domain(float(lo), float(hi))
+    except (ValueError, TypeError) as err:
+        raise InputError(f"{source}: metadata 'domain' is not [lo, hi]: {raw!r}") from err
