@@ -1,10 +1,23 @@
-"""Robustness properties (SR, LR, CR, SCR) defined once, read four ways.
+"""Robustness properties (SR, LR, CR, SCR) defined once, read several ways.
 
 Each property (a frozen dataclass of its parameters, see :data:`PROPERTIES`) gives a region,
-a predicate, an attack margin, a DL2 loss and a solver negation; the searchers in
-:mod:`robustprop.properties.search` maximise any objective over a :class:`Region`.
+a predicate, an attack margin and targeted attack objectives, a DL2 loss and a solver negation;
+the one ascent loop of :mod:`robustprop.properties.ascent` climbs any objective over a
+:class:`Region`, and the searchers of :mod:`robustprop.properties.search` are built on it.
+Importing this package does not import torch: the torch readings load it on first use.
 """
 
+from robustprop.properties.ascent import (
+    BatchObjective,
+    Best,
+    Model,
+    PGDConfig,
+    RowObjective,
+    SearchResult,
+    Stop,
+    ascend,
+    ascend_region,
+)
 from robustprop.properties.base import Property, References
 from robustprop.properties.cr import CR
 from robustprop.properties.domain import Domain
@@ -14,12 +27,10 @@ from robustprop.properties.region import Region, ball_box
 from robustprop.properties.registry import PROPERTIES, make_property
 from robustprop.properties.scr import SCR
 from robustprop.properties.search import (
-    Model,
     Objective,
-    PGDConfig,
-    SearchResult,
     attack,
     fgsm,
+    objective_rows,
     pgd,
     uniform_search,
 )
@@ -33,6 +44,8 @@ __all__ = [
     "SCR",
     "SR",
     "Atom",
+    "BatchObjective",
+    "Best",
     "Disjunct",
     "Distance",
     "Domain",
@@ -46,12 +59,17 @@ __all__ = [
     "References",
     "Region",
     "RobustpropError",
+    "RowObjective",
     "SearchResult",
     "SoftmaxBelow",
+    "Stop",
+    "ascend",
+    "ascend_region",
     "attack",
     "ball_box",
     "fgsm",
     "make_property",
+    "objective_rows",
     "pgd",
     "uniform_search",
 ]

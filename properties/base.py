@@ -7,25 +7,33 @@ with network outputs ``y`` = the clamped scores of shape ``(B, m)``:
 - :meth:`Property.region` — the ε-ball ∩ domain around each point;
 - :meth:`Property.predicate` — whether ``P(x)`` holds (the one source of truth);
 - :meth:`Property.margin` — the attack objective; ``predicate == ~violated(margin)``;
+- :meth:`Property.targets` — targeted attack objectives (one per class, or per output and
+  direction), each violated only where the predicate fails; :meth:`Property.objectives` is
+  the margin followed by them, what the attacks of :mod:`robustprop.properties.ascent` climb;
 - :meth:`Property.loss` — the DL2 loss, zero exactly where the predicate holds;
 - :meth:`Property.negation` — the solver query for one point (float64).
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from robustprop.properties.checks import check_number, check_positive
 from robustprop.properties.domain import Domain, FloatArray
 from robustprop.properties.errors import InputError
 from robustprop.properties.region import Region, ball_box
 from robustprop.properties.spec import Negation
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    from robustprop.lazy import torch
 
 Reference = Literal["output", "label"]
 REFERENCES: tuple[Reference, ...] = ("output", "label")
@@ -119,6 +127,31 @@ class Property(ABC):
             x, centers: ``(B, n)``; y: ``(B, m)``; output: ``(B,)``.
         """
 
+    @abstractmethod
+    def targets(self, x: Tensor, y: Tensor, centers: Tensor, refs: References) -> Tensor:
+        """Targeted attack objectives (to maximise), one per way the property can fail.
+
+        Each column pushes the outputs one way (class ``j`` over ``c``; output ``j`` up or
+        down); gradient ascent on a column finds violations that the margin's gradient, which
+        follows only the currently worst way, misses. A column signals a violation only where
+        there is one: ``violated(targets[:, j])`` implies ``not predicate``.
+
+        Shape:
+            x, centers: ``(B, n)``; y: ``(B, m)``; output: ``(B, t)``, ``t`` fixed by ``m``.
+        """
+
+    def objectives(self, x: Tensor, y: Tensor, centers: Tensor, refs: References) -> Tensor:
+        """Every attack objective: column 0 the :meth:`margin`, then the :meth:`targets`.
+
+        ``violated(objectives.amax(dim=1)) == ~predicate``: climbing any column is a search
+        for a violation, and the margin (column 0) decides whether one was found.
+
+        Shape:
+            x, centers: ``(B, n)``; y: ``(B, m)``; output: ``(B, 1 + t)``.
+        """
+        margin = self.margin(x, y, centers, refs)
+        return torch.cat([margin[:, None], self.targets(x, y, centers, refs)], dim=1)
+
     def violated(self, margin: Tensor) -> Tensor:
         """Whether a margin means a violation: ``margin > 0`` (CR: ``margin >= 0``)."""
         return margin > 0
@@ -190,6 +223,23 @@ def query_inputs(
         raise InputError(f"reference class must lie in [0, {r.size}), got {ref_class}")
     lower, upper = ball_box(c, eps, domain)
     return c, r, lower, upper
+
+
+def class_gaps(y: Tensor, classes: Tensor) -> Tensor:
+    """``y_j − y_c`` per row and class ``j``; ``−inf`` at ``j = c`` (shape ``(B, m)``)."""
+    gaps = y - class_score(y, classes)[:, None]
+    mask = torch.nn.functional.one_hot(classes, y.shape[1]).bool()
+    return gaps.masked_fill(mask, -math.inf)
+
+
+def signed_moves(y: Tensor, refs: References) -> Tensor:
+    """``±(y_j − r_j)``: column ``2j`` is ``y_j − r_j``, column ``2j + 1`` is ``r_j − y_j``.
+
+    Shape:
+        y: ``(B, m)``; output: ``(B, 2m)``.
+    """
+    moved = y - refs.scores
+    return torch.stack([moved, -moved], dim=2).reshape(y.shape[0], -1)
 
 
 def output_distance(y: Tensor, refs: References) -> Tensor:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, ClassVar
 
 from robustprop.properties.base import (
     Property,
     References,
     check_outputs,
+    class_gaps,
     class_score,
     query_inputs,
 )
@@ -19,12 +18,19 @@ from robustprop.properties.domain import Domain, FloatArray
 from robustprop.properties.errors import InputError
 from robustprop.properties.spec import Atom, Disjunct, Negation
 
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    from robustprop.lazy import torch
+
 
 @dataclass(frozen=True, kw_only=True)
 class CR(Property):
     """Classification robustness: every other score stays strictly below ``y_c``.
 
-    margin ``max_{j≠c} y_j − y_c`` (violated iff ``≥ 0``; ``−inf`` when ``m = 1``).
+    margin ``max_{j≠c} y_j − y_c`` (violated iff ``≥ 0``; ``−inf`` when ``m = 1``); targets
+    ``y_j − y_c`` per class ``j`` (their maximum is the margin).
     No loss: argmax is not differentiable; train with SCR instead.
     """
 
@@ -38,6 +44,11 @@ class CR(Property):
     def margin(self, x: Tensor, y: Tensor, centers: Tensor, refs: References) -> Tensor:
         check_outputs(y, refs)
         return _best_other(y, refs.classes) - class_score(y, refs.classes)
+
+    def targets(self, x: Tensor, y: Tensor, centers: Tensor, refs: References) -> Tensor:
+        """``y_j − y_c`` for each class ``j`` (``−inf`` at ``j = c``); shape ``(B, m)``."""
+        check_outputs(y, refs)
+        return class_gaps(y, refs.classes)
 
     def violated(self, margin: Tensor) -> Tensor:
         """CR's violation ``y_j ≥ y_c`` is non-strict: ``margin >= 0``."""
@@ -83,4 +94,4 @@ class CR(Property):
 def _best_other(y: Tensor, classes: Tensor) -> Tensor:
     """``max_{j≠c} y_j`` per row; ``−inf`` if there is no other class."""
     mask = torch.nn.functional.one_hot(classes, y.shape[1]).bool()
-    return y.masked_fill(mask, -torch.inf).amax(dim=1)
+    return y.masked_fill(mask, -math.inf).amax(dim=1)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
-
-from torch import Tensor
+from typing import TYPE_CHECKING, ClassVar
 
 from robustprop.properties.base import (
     Property,
@@ -14,17 +12,22 @@ from robustprop.properties.base import (
     input_distance,
     output_distance,
     query_inputs,
+    signed_moves,
 )
 from robustprop.properties.checks import check_positive
 from robustprop.properties.domain import Domain, FloatArray
 from robustprop.properties.spec import Atom, Disjunct, Distance, Negation
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 @dataclass(frozen=True, kw_only=True)
 class LR(Property):
     """Lipschitz robustness: outputs move at most ``lipschitz`` times the input move, in L∞.
 
-    margin ``‖y − r‖∞ − L·‖x − x̂‖∞`` (violated iff ``> 0``); loss ``max(margin, 0)``.
+    margin ``‖y − r‖∞ − L·‖x − x̂‖∞`` (violated iff ``> 0``); loss ``max(margin, 0)``; targets
+    ``±(y_j − r_j) − L·‖x − x̂‖∞`` per output and direction (their maximum is the margin).
     At ``x = x̂`` the predicate asks for ``f(x) = r`` exactly.
     """
 
@@ -43,6 +46,11 @@ class LR(Property):
     def margin(self, x: Tensor, y: Tensor, centers: Tensor, refs: References) -> Tensor:
         check_outputs(y, refs)
         return output_distance(y, refs) - self.lipschitz * input_distance(x, centers)
+
+    def targets(self, x: Tensor, y: Tensor, centers: Tensor, refs: References) -> Tensor:
+        """``±(y_j − r_j) − L·‖x − x̂‖∞``: columns ``2j`` (up), ``2j + 1`` (down); ``(B, 2m)``."""
+        check_outputs(y, refs)
+        return signed_moves(y, refs) - self.lipschitz * input_distance(x, centers)[:, None]
 
     def negation(
         self,

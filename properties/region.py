@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from robustprop.properties.checks import check_positive
 from robustprop.properties.domain import Domain, FloatArray
 from robustprop.properties.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    from robustprop.lazy import torch
 
 
 def ball_box(center: FloatArray, eps: float, domain: Domain) -> tuple[FloatArray, FloatArray]:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, ClassVar
 
 from robustprop.properties.base import (
     Property,
     References,
     check_outputs,
+    class_gaps,
     class_score,
     query_inputs,
 )
@@ -21,12 +20,20 @@ from robustprop.properties.domain import Domain, FloatArray
 from robustprop.properties.errors import InputError
 from robustprop.properties.spec import Disjunct, Negation, SoftmaxBelow
 
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    from robustprop.lazy import torch
+
 
 @dataclass(frozen=True, kw_only=True)
 class SCR(Property):
     """Strong classification robustness: class ``c`` keeps probability at least ``eta``.
 
-    margin ``η − p_c`` with ``p = softmax(y)`` (violated iff ``> 0``); loss ``max(η − p_c, 0)``.
+    margin ``η − p_c`` with ``p = softmax(y)`` (violated iff ``> 0``); loss ``max(η − p_c, 0)``;
+    targets ``y_j − y_c − log(1/η − 1)`` per class ``j``: positive only if
+    ``exp(y_j − y_c) > 1/η − 1``, which alone pushes ``p_c`` below ``η``.
     With ``η > 0.5`` it implies CR; ``η ≤ 0.5`` is allowed but warns.
     """
 
@@ -55,6 +62,15 @@ class SCR(Property):
     def margin(self, x: Tensor, y: Tensor, centers: Tensor, refs: References) -> Tensor:
         check_outputs(y, refs)
         return self.eta - _class_probability(y, refs)
+
+    def targets(self, x: Tensor, y: Tensor, centers: Tensor, refs: References) -> Tensor:
+        """``y_j − y_c − log(1/η − 1)`` per class ``j`` (``−inf`` at ``j = c``); ``(B, m)``.
+
+        Positive ⇒ ``Σ_{i≠c} exp(y_i − y_c) > 1/η − 1`` ⇒ ``p_c < η``: a violation (up to
+        rounding within a few ulps of the boundary).
+        """
+        check_outputs(y, refs)
+        return class_gaps(y, refs.classes) - math.log(1.0 / self.eta - 1.0)
 
     def negation(
         self,

@@ -1,99 +1,57 @@
-"""Searchers over a region: uniform sampling, FGSM and PGD, all maximising a given objective.
+"""Searchers over a region — uniform sampling, FGSM, PGD, the property attack — on one loop.
 
-Each searcher takes the model, the objective, the region and a ``torch.Generator``; runs batched
-over the region's ``B`` centers; keeps every iterate inside the region (projection after each
-step); and returns the best iterate seen, not the last. The model is put in eval mode and
-restored; its parameters' ``.grad`` are left untouched (gradients via ``torch.autograd.grad``
-with respect to the inputs only). A NaN objective value never counts as best.
+Each is a thin use of :func:`robustprop.properties.ascent.ascend_region` (uniform sampling is
+its restarts with no step): it takes the model, the objective, the region and a
+``torch.Generator``; runs batched over the region's ``B`` centers; keeps every iterate inside
+the region (projection after each step); and returns the best iterate seen, not the last. The
+model is put in eval mode and restored; its parameters' ``.grad`` are left untouched
+(gradients via ``torch.autograd.grad`` with respect to the inputs only). A NaN objective value
+never counts as best.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
-import torch
-from torch import Tensor
-
-from robustprop.properties.base import Property, References, class_score
+from robustprop.properties.ascent import (
+    BatchObjective,
+    Best,
+    Model,
+    PGDConfig,
+    RowObjective,
+    SearchResult,
+    ascend_region,
+    eval_mode,
+)
+from robustprop.properties.base import Property, References
 from robustprop.properties.checks import check_positive
-from robustprop.properties.cr import CR
 from robustprop.properties.domain import Domain
 from robustprop.properties.errors import InputError
 from robustprop.properties.region import Region
-from robustprop.properties.scr import SCR
 
-Model = Callable[[Tensor], Tensor]
-"""A network: inputs ``(B, n)`` to clamped scores ``(B, m)``."""
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    from robustprop.lazy import torch
 
-Objective = Callable[[Tensor, Tensor], Tensor]
-"""``(x, y = model(x)) -> (B,)`` values to maximise, e.g. a closure over ``Property.margin``."""
+__all__ = [
+    "Model",
+    "Objective",
+    "PGDConfig",
+    "SearchResult",
+    "attack",
+    "fgsm",
+    "objective_rows",
+    "pgd",
+    "uniform_search",
+]
 
 
-@dataclass(frozen=True, eq=False)
-class SearchResult:
-    """The best point found per center and its objective value.
+class Objective(Protocol):
+    """``(x, y = model(x)) -> (B,)`` values to maximise, e.g. a closure over ``Property.margin``."""
 
-    Shape:
-        x: ``(B, n)``, inside the region; value: ``(B,)`` (``−inf`` if nothing beat it).
-    """
-
-    x: Tensor
-    value: Tensor
-
-
-@dataclass(frozen=True)
-class PGDConfig:
-    """Projected gradient ascent with sign steps.
-
-    ``step_size`` is absolute, or a multiple of ε when ``relative_step``. Each of ``restarts``
-    runs starts uniformly at random in the region if ``random_start``, else at the center;
-    ``center_first`` makes the first run start at the center regardless.
-    """
-
-    steps: int
-    step_size: float
-    restarts: int = 1
-    random_start: bool = True
-    relative_step: bool = False
-    center_first: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "restarts"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise InputError(f"PGD {name} must be an integer, got {value!r}")
-        if self.steps < 0:
-            raise InputError(f"PGD steps must be >= 0, got {self.steps}")
-        if self.restarts < 1:
-            raise InputError(f"PGD restarts must be >= 1, got {self.restarts}")
-        object.__setattr__(self, "step_size", check_positive("step_size", self.step_size))
-
-    @classmethod
-    def paper(cls) -> PGDConfig:
-        """The paper's code: 50 sign steps of 0.01 from a uniform start (but the best iterate)."""
-        return cls(steps=50, step_size=0.01, restarts=1, random_start=True)
-
-    @classmethod
-    def strong(cls) -> PGDConfig:
-        """Default: 5 runs of 100 steps of 2.5·ε/100; the first from the center, then uniform.
-
-        (For SR and LR the center run stays put: their margin has a zero gradient there.)
-        """
-        return cls(
-            steps=100,
-            step_size=2.5 / 100,
-            restarts=5,
-            random_start=True,
-            relative_step=True,
-            center_first=True,
-        )
-
-    def absolute_step(self, eps: float) -> float:
-        """The step length for a region of radius ``eps``."""
-        return self.step_size * eps if self.relative_step else self.step_size
+    def __call__(self, x: Tensor, y: Tensor, /) -> Tensor: ...
 
 
 def uniform_search(
@@ -110,12 +68,8 @@ def uniform_search(
     """
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise InputError(f"the number of samples must be an integer >= 1, got {samples!r}")
-    best = _Best(region)
-    with _eval_mode(model), torch.no_grad():
-        for _ in range(samples):
-            x = region.sample(1, generator)[:, 0, :]
-            best.update(x, _evaluate(model, objective, x, region.batch_size))
-    return best.result()
+    draws = PGDConfig(steps=0, step_size=region.eps, restarts=samples, random_start=True)
+    return _search(model, objective, region, generator, draws)
 
 
 def fgsm(
@@ -155,19 +109,7 @@ def pgd(
         region: ``B`` centers of ``n`` features; output ``x``: ``(B, n)``, ``value``: ``(B,)``.
     """
     config = PGDConfig.strong() if config is None else config
-    step = config.absolute_step(region.eps)
-    best = _Best(region)
-    with _eval_mode(model):
-        for restart in range(config.restarts):
-            uniform = config.random_start and not (config.center_first and restart == 0)
-            x = region.sample(1, generator)[:, 0, :] if uniform else region.project(region.centers)
-            for _ in range(config.steps):
-                value, grad = _value_and_grad(model, objective, x, region.batch_size)
-                best.update(x, value)
-                x = region.project(x + step * torch.nan_to_num(grad, nan=0.0).sign())
-            with torch.no_grad():
-                best.update(x, _evaluate(model, objective, x, region.batch_size))
-    return best.result()
+    return _search(model, objective, region, generator, config)
 
 
 def attack(
@@ -183,100 +125,76 @@ def attack(
 ) -> SearchResult:
     """PGD on ``prop.margin`` around ``centers``; ``value`` is the margin at the returned ``x``.
 
-    The point is violated iff ``prop.violated(result.value)``. With ``targeted`` (CR and SCR
-    only) PGD also runs once per class ``j`` on ``y_j − y_c`` and keeps, per point, the
-    candidate with the largest margin. ``generator=None`` uses a generator seeded with 0.
+    The point is violated iff ``prop.violated(result.value)``. With ``targeted``, PGD then
+    also climbs each of the property's :meth:`~Property.targets` (one batch of ``t`` rows per
+    point, the same config), every iterate scored by the margin: per point the candidate with
+    the largest margin, never worse than without. ``generator=None`` uses a generator seeded
+    with 0.
 
     Shape:
         centers: ``(B, n)``; refs: ``(B, m)`` / ``(B,)``; output ``x``: ``(B, n)``,
         ``value``: ``(B,)``.
     """
-    if targeted and not isinstance(prop, CR | SCR):
-        raise InputError(f"targeted attacks are for CR and SCR, got {prop.name!r}")
+    config = PGDConfig.strong() if config is None else config
     if generator is None:
         generator = torch.Generator(device=centers.device).manual_seed(0)
     region = prop.region(centers, domain)
     refs = refs.detach()
     centers = region.centers
-
-    def margin(x: Tensor, y: Tensor) -> Tensor:
-        return prop.margin(x, y, centers, refs)
-
-    best = pgd(model, margin, region, generator, config)
+    best = Best(region.project(centers))
+    ascend_region(model, objective_rows(prop, centers, refs, 1), region, 1, config, generator, best)
     if targeted:
-        for j in range(refs.scores.shape[1]):
-            found = pgd(model, _towards_class(j, refs), region, generator, config)
-            with _eval_mode(model), torch.no_grad():
-                value = _evaluate(model, margin, found.x, region.batch_size)
-            better = value > best.value
-            best = SearchResult(
-                torch.where(better[:, None], found.x, best.x),
-                torch.where(better, value, best.value),
-            )
-    return best
+        with eval_mode(model), torch.no_grad():
+            t = prop.targets(centers, model(centers), centers, refs).shape[1]
+        targets = objective_rows(prop, centers, refs, t, first=1)
+        ascend_region(model, targets, region, t, config, generator, best)
+    return best.result()
 
 
-def _towards_class(j: int, refs: References) -> Objective:
-    """``y_j − y_c`` (``−inf`` where ``c = j``): pushes class ``j`` over the reference class."""
+def objective_rows(
+    prop: Property, centers: Tensor, refs: References, k: int, first: int = 0
+) -> RowObjective:
+    """The property's attack objectives as rows of the ascent loop, ``k`` per point.
 
-    def objective(x: Tensor, y: Tensor) -> Tensor:
-        gap = y[:, j] - class_score(y, refs.classes)
-        return torch.where(refs.classes == j, torch.full_like(gap, -math.inf), gap)
+    Row ``r`` (of point ``r // k``) climbs column ``first + r % k`` of
+    :meth:`Property.objectives` (column 0: the margin, then the targets); every row is scored by
+    the margin, so the loop keeps per point the iterate with the largest margin.
 
-    return objective
+    Shape:
+        centers: ``(B, n)``; refs: ``(B, m)`` / ``(B,)``.
+    """
+    plain = k == 1 and first == 0
 
+    def bind(rows: Tensor) -> BatchObjective:
+        point = rows // k
+        at, sub = centers[point], References(refs.scores[point], refs.classes[point])
+        column = (first + rows % k)[:, None]
 
-class _Best:
-    """Running per-row maximum of the objective and the point that reached it."""
+        def objective(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+            if plain:
+                margin = prop.margin(x, y, at, sub)
+                return margin, margin
+            values = prop.objectives(x, y, at, sub)
+            return values.gather(1, column).squeeze(1), values[:, 0]
 
-    def __init__(self, region: Region) -> None:
-        self.x = region.project(region.centers).clone()
-        self.value = torch.full(
-            (region.batch_size,),
-            -math.inf,
-            dtype=region.centers.dtype,
-            device=region.centers.device,
-        )
+        return objective
 
-    def update(self, x: Tensor, value: Tensor) -> None:
-        better = value.detach().to(self.value.dtype) > self.value
-        self.x = torch.where(better[:, None], x.detach(), self.x)
-        self.value = torch.where(better, value.detach().to(self.value.dtype), self.value)
-
-    def result(self) -> SearchResult:
-        return SearchResult(self.x, self.value)
-
-
-def _evaluate(model: Model, objective: Objective, x: Tensor, batch: int) -> Tensor:
-    value = objective(x, model(x))
-    if value.shape != (batch,):
-        raise InputError(f"the objective must return shape ({batch},), got {tuple(value.shape)}")
-    return value
+    return bind
 
 
-def _value_and_grad(
-    model: Model, objective: Objective, x: Tensor, batch: int
-) -> tuple[Tensor, Tensor]:
-    """Objective at ``x`` and its gradient in ``x`` (zeros where it does not depend on ``x``)."""
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        value = _evaluate(model, objective, x, batch)
-        if not value.requires_grad:
-            return value.detach(), torch.zeros_like(x)
-        (grad,) = torch.autograd.grad(value.sum(), x, allow_unused=True)
-    return value.detach(), torch.zeros_like(x) if grad is None else grad
+def _search(
+    model: Model,
+    objective: Objective,
+    region: Region,
+    generator: torch.Generator,
+    config: PGDConfig,
+) -> SearchResult:
+    """``objective`` climbed and scored alike, one row per center."""
 
+    def climbed_and_scored(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        value = objective(x, y)
+        return value, value
 
-@contextmanager
-def _eval_mode(model: Model) -> Iterator[None]:
-    """Put a ``torch.nn.Module`` (and every submodule) in eval mode; restore each one's mode."""
-    if not isinstance(model, torch.nn.Module):
-        yield
-        return
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
+    best = Best(region.project(region.centers))
+    ascend_region(model, lambda _: climbed_and_scored, region, 1, config, generator, best)
+    return best.result()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
-
-from torch import Tensor
+from typing import TYPE_CHECKING, ClassVar
 
 from robustprop.properties.base import (
     Property,
@@ -13,17 +11,22 @@ from robustprop.properties.base import (
     check_outputs,
     output_distance,
     query_inputs,
+    signed_moves,
 )
 from robustprop.properties.checks import check_positive
 from robustprop.properties.domain import Domain, FloatArray
 from robustprop.properties.spec import Atom, Disjunct, Negation
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 @dataclass(frozen=True, kw_only=True)
 class SR(Property):
     """Standard robustness: every output stays within ``delta`` of ``r = f(x̂)`` in L∞.
 
-    margin ``‖y − r‖∞ − δ`` (violated iff ``> 0``); loss ``max(‖y − r‖∞ − δ, 0)``.
+    margin ``‖y − r‖∞ − δ`` (violated iff ``> 0``); loss ``max(‖y − r‖∞ − δ, 0)``; targets
+    ``±(y_j − r_j) − δ`` per output and direction (their maximum is the margin).
     """
 
     name: ClassVar[str] = "sr"
@@ -41,6 +44,11 @@ class SR(Property):
     def margin(self, x: Tensor, y: Tensor, centers: Tensor, refs: References) -> Tensor:
         check_outputs(y, refs)
         return output_distance(y, refs) - self.delta
+
+    def targets(self, x: Tensor, y: Tensor, centers: Tensor, refs: References) -> Tensor:
+        """``±(y_j − r_j) − δ``: columns ``2j`` (up) and ``2j + 1`` (down); shape ``(B, 2m)``."""
+        check_outputs(y, refs)
+        return signed_moves(y, refs) - self.delta
 
     def negation(
         self,

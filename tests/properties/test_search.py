@@ -165,8 +165,10 @@ def test_attack_on_robust_point_reports_no_violation() -> None:
     assert not bool(prop.violated(result.value)[0])
 
 
-@pytest.mark.parametrize("prop", [CR(eps=0.2), SCR(eps=0.2)])
-def test_targeted_attack_is_at_least_as_strong(prop: CR | SCR) -> None:
+@pytest.mark.parametrize(
+    "prop", [SR(eps=0.2, delta=1.0), LR(eps=0.2, lipschitz=4.0), CR(eps=0.2), SCR(eps=0.2)]
+)
+def test_targeted_attack_is_at_least_as_strong(prop: SR | LR | CR | SCR) -> None:
     net = random_net(7, n=2, m=4, scale=3.0)
     centers = torch.rand(6, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     with torch.no_grad():
@@ -181,12 +183,19 @@ def test_targeted_attack_is_at_least_as_strong(prop: CR | SCR) -> None:
         assert torch.equal(prop.margin(both.x, net(both.x), centers, refs), both.value)
 
 
-def test_targeted_is_only_for_classification() -> None:
+def test_targets_find_what_the_margin_cannot_from_the_center() -> None:
+    """SR's margin ``‖y − r‖∞ − δ`` has a zero gradient at the center (``y = r``): PGD on it
+    stays put, while the targets "output 0 up / down" walk to a violating corner."""
     net = hand_net()
+    prop = SR(eps=0.125, delta=3.0)
     with torch.no_grad():
-        refs = SR().references(net(CENTER))
-    with pytest.raises(InputError, match="targeted attacks are for CR and SCR, got 'sr'"):
-        attack(SR(), net, CENTER, refs, Domain(), SMALL, targeted=True)
+        refs = prop.references(net(CENTER))
+    config = PGDConfig(steps=4, step_size=0.25, random_start=False, relative_step=True)
+    plain = attack(prop, net, CENTER, refs, Domain(), config)
+    assert plain.x.tolist() == CENTER.tolist() and not bool(prop.violated(plain.value)[0])
+    targeted = attack(prop, net, CENTER, refs, Domain(), config, targeted=True)
+    assert targeted.x.tolist() in ([[0.625, 0.25]], [[0.375, 0.5]])  # |y0 − r0| = 4 = δ + 1
+    assert float(targeted.value[0]) == pytest.approx(1.0)
 
 
 def test_searchers_are_deterministic_under_a_seed() -> None:

@@ -1,25 +1,34 @@
 """A cheap counterexample search on the IR before any solver runs (``verify vnnlib``).
 
-Projected sign-gradient ascent (PGD in L∞ geometry) from random starts inside each input box,
-maximising the *satisfaction score* of a disjunct, ``min_i atom_i(y)`` (the disjunct holds
-where the score is ``>= 0``). Gradients are exact subgradients of the piecewise-linear IR,
-computed in numpy. Candidates are only candidates: the caller replays them through
-onnxruntime before calling anything ``sat``. Negations with an LR distance or SCR's softmax are
-not handled here (``verify run`` has its own attacks for those).
+The one ascent loop of the project (:func:`robustprop.properties.ascent.ascend`) on the IR as
+a float64 torch module (:func:`~robustprop.verify.engine.torch_net.to_torch`): from random
+starts inside each input box, sign steps of a fraction of the box width (halved twice per run)
+maximise the *satisfaction score* of the box's disjuncts, ``max_k min_i atom_ki(y)`` (a
+disjunct holds where its score is ``>= 0``). Gradients are exact subgradients of the
+piecewise-linear network (one binding atom, one best disjunct). Candidates are only candidates:
+the caller replays them through onnxruntime before calling anything ``sat``. Negations with an
+LR distance or SCR's softmax are not handled here (``verify run`` attacks those with the
+properties' own objectives, :mod:`robustprop.verify.engine.attack`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
+import torch
+from torch import Tensor
 
+from robustprop.properties.ascent import BatchObjective, Best, Model, ascend
 from robustprop.properties.spec import Disjunct, FloatArray, Negation
 from robustprop.verify.engine.backends.base import group_by_box
-from robustprop.verify.engine.network import Affine, Network, Relu
+from robustprop.verify.engine.network import Network
+from robustprop.verify.engine.torch_net import to_torch
 
 __all__ = ["FalsifyConfig", "falsify"]
 
@@ -45,6 +54,8 @@ def falsify(
 
     Disjuncts sharing a box are searched jointly (score = max over them); rounds of random
     restarts continue over the boxes until a candidate appears or ``config.time_s`` is spent.
+    The same config gives the same candidates (a ``torch.Generator`` seeded with
+    ``config.seed``), unless the time limit cuts a run short.
     """
     cfg = config or FalsifyConfig()
     if negation.softmax is not None or negation.distance is not None:
@@ -52,114 +63,119 @@ def falsify(
     for disjunct in negation.disjuncts:
         if not disjunct.atoms:
             return [(disjunct.lower + disjunct.upper) / 2.0]
-    rng = np.random.default_rng(cfg.seed)
-    deadline = time.monotonic() + cfg.time_s
-    groups = [_Objective.of(network, g.disjuncts) for g in group_by_box(negation)]
-    rounds = 0
-    while True:
-        for objective in groups:
-            x, score = _pgd(network, objective, cfg, rng, deadline, first=rounds == 0)
-            order = [i for i in np.argsort(-score)[:4] if score[i] >= 0.0]
-            if order:
-                log.debug(
-                    "PGD candidate after %d round(s), score %.3g", rounds + 1, score[order[0]]
-                )
-                return [x[i] for i in order]
-            if time.monotonic() > deadline:
-                return []
-        rounds += 1
+    model = to_torch(network, torch.float64)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    boxes = [_BoxScore.of(network.m, g.disjuncts) for g in group_by_box(negation)]
+    with _one_thread():
+        deadline = time.monotonic() + cfg.time_s
+        rounds = 0
+        while True:
+            for box in boxes:
+                x, score = _search(model, box, cfg, generator, deadline, first=rounds == 0)
+                order = [i for i in np.argsort(-score)[:4] if score[i] >= 0.0]
+                if order:
+                    log.debug(
+                        "PGD candidate after %d round(s), score %.3g", rounds + 1, score[order[0]]
+                    )
+                    return [x[i] for i in order]
+                if time.monotonic() > deadline:
+                    return []
+            rounds += 1
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on one thread: the search is many tiny ops, and a second thread's hand-off
+    waits for a scheduler slice whenever the other cores are busy (solvers, other jobs)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 @dataclass(frozen=True, eq=False)
-class _Objective:
-    """``max_k min_i (coeff_ki . y - rhs_ki)`` over disjuncts k sharing one box."""
+class _BoxScore:
+    """``max_k min_i (coeff_ki · y − rhs_ki)`` over the disjuncts ``k`` sharing one box.
+
+    ``atoms`` indexes the flat atom list per disjunct, padded with the index one past the last
+    atom (a value of ``+inf``, never the minimum); ``None`` for a single disjunct.
+    """
 
     lower: FloatArray
     upper: FloatArray
-    coeff: FloatArray  # (atoms, m)
-    rhs: FloatArray  # (atoms,)
-    starts: npt.NDArray[np.intp]  # first atom of each disjunct
+    coeff: Tensor  # (atoms, m)
+    rhs: Tensor  # (atoms,)
+    atoms: Tensor | None  # (disjuncts, most atoms), int64
 
     @staticmethod
-    def of(network: Network, disjuncts: tuple[Disjunct, ...]) -> _Objective:
-        atoms = [a for d in disjuncts for a in d.atoms]
-        coeff = np.zeros((len(atoms), network.m))
-        for i, atom in enumerate(atoms):
+    def of(m: int, disjuncts: tuple[Disjunct, ...]) -> _BoxScore:
+        flat = [a for d in disjuncts for a in d.atoms]
+        coeff = np.zeros((len(flat), m))
+        for i, atom in enumerate(flat):
             for j, c in atom.terms:
                 coeff[i, j] += c
-        starts = np.cumsum([0] + [len(d.atoms) for d in disjuncts[:-1]]).astype(np.intp)
-        rhs = np.array([a.rhs for a in atoms], dtype=np.float64)
-        return _Objective(disjuncts[0].lower, disjuncts[0].upper, coeff, rhs, starts)
+        widest = max(len(d.atoms) for d in disjuncts)
+        index = np.full((len(disjuncts), widest), len(flat), dtype=np.int64)
+        first = 0
+        for k, d in enumerate(disjuncts):
+            index[k, : len(d.atoms)] = np.arange(first, first + len(d.atoms))
+            first += len(d.atoms)
+        return _BoxScore(
+            disjuncts[0].lower,
+            disjuncts[0].upper,
+            torch.from_numpy(coeff),
+            torch.tensor([a.rhs for a in flat], dtype=torch.float64),
+            torch.from_numpy(index) if len(disjuncts) > 1 else None,
+        )
 
-    def score_and_grad_y(self, y: FloatArray) -> tuple[FloatArray, FloatArray]:
-        values = y @ self.coeff.T - self.rhs  # (B, atoms)
-        per_disjunct = np.minimum.reduceat(values, self.starts, axis=1)  # (B, disjuncts)
-        best = np.argmax(per_disjunct, axis=1)
-        rows = np.arange(y.shape[0])
-        score = per_disjunct[rows, best]
-        # the binding atom: the minimum inside the best disjunct
-        masked = np.where(self._owner[None, :] == best[:, None], values, np.inf)
-        atom = np.argmin(masked, axis=1)
-        return score, self.coeff[atom]
-
-    @property
-    def _owner(self) -> npt.NDArray[np.intp]:
-        owner = np.zeros(self.rhs.size, dtype=np.intp)
-        owner[self.starts[1:]] = 1
-        return np.cumsum(owner)
+    def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        values = y @ self.coeff.T - self.rhs  # (rows, atoms)
+        if self.atoms is None:
+            score = values.min(dim=1).values
+            return score, score
+        padded = torch.cat([values, values.new_full((values.shape[0], 1), math.inf)], dim=1)
+        per_disjunct = padded[:, self.atoms].min(dim=2).values  # (rows, disjuncts)
+        score = per_disjunct.max(dim=1).values
+        return score, score
 
 
-def _pgd(
-    network: Network,
-    objective: _Objective,
+def _search(
+    model: Model,
+    box: _BoxScore,
     cfg: FalsifyConfig,
-    rng: np.random.Generator,
+    generator: torch.Generator,
     deadline: float,
     *,
     first: bool,
 ) -> tuple[FloatArray, FloatArray]:
-    lo, hi = objective.lower, objective.upper
+    """One run of ``cfg.starts`` starts in ``box`` (the first at the box center on ``first``):
+    each start's best point and score; ends early once a score is ``>= 0`` or at ``deadline``."""
+    lo, hi = torch.from_numpy(box.lower), torch.from_numpy(box.upper)
     width = hi - lo
-    x = lo + width * rng.random((cfg.starts, lo.size))
+    x = lo + width * torch.rand((cfg.starts, lo.numel()), generator=generator, dtype=torch.float64)
     if first:
         x[0] = (lo + hi) / 2.0
-    best_x = x.copy()
-    best = np.full(cfg.starts, -np.inf)
-    step = cfg.step_fraction * width
-    for k in range(cfg.steps):
-        score, grad = _score_and_grad(network, objective, x)
-        better = score > best
-        best[better] = score[better]
-        best_x[better] = x[better]
-        if np.any(best >= 0.0) or time.monotonic() > deadline:
-            break
-        if k in (cfg.steps // 2, (3 * cfg.steps) // 4):
-            step = step / 2.0
-        x = np.clip(x + step * np.sign(grad), lo, hi)
-    return best_x, best
+    best = Best(x)
 
+    def found_or_late(points: Tensor) -> Tensor:
+        done = bool((best.value >= 0.0).any()) or time.monotonic() > deadline
+        return torch.full(points.shape, done, dtype=torch.bool)
 
-def _score_and_grad(
-    network: Network, objective: _Objective, x: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """The objective per row of ``x`` and its subgradient with respect to ``x``."""
-    h = x
-    masks: list[FloatArray | None] = []
-    for layer in network.layers:
-        if isinstance(layer, Affine):
-            h = h @ layer.W.T + layer.b
-            masks.append(None)
-        elif isinstance(layer, Relu):
-            masks.append((h > 0.0).astype(np.float64))
-            h = np.maximum(h, 0.0)
-        else:
-            masks.append(((h > layer.lo) & (h < layer.hi)).astype(np.float64))
-            h = np.clip(h, layer.lo, layer.hi)
-    score, g = objective.score_and_grad_y(h)
-    for layer, mask in zip(reversed(network.layers), reversed(masks), strict=True):
-        if isinstance(layer, Affine):
-            g = g @ layer.W
-        else:
-            assert mask is not None
-            g = g * mask
-    return score, g
+    def bind(_: Tensor) -> BatchObjective:
+        return box
+
+    ascend(
+        model,
+        bind,
+        best,
+        x,
+        lo.expand_as(x),
+        hi.expand_as(x),
+        cfg.step_fraction * width,
+        cfg.steps,
+        stop=found_or_late,
+        halve_at=(cfg.steps // 2, (3 * cfg.steps) // 4),
+    )
+    return best.x.numpy(), best.value.numpy()

@@ -1,4 +1,5 @@
-"""The IR as a torch module, so the property searchers (PGD, sampling) can attack it.
+"""The IR as a torch module, so the ascent loop (PGD, sampling, the VNN-LIB falsifier) can
+attack it.
 
 Attacks only *propose* points: every counterexample is replayed through onnxruntime before a
 point is called violated, so the float32 arithmetic here never decides a verdict.
@@ -29,8 +30,8 @@ def to_torch(network: Network, dtype: torch.dtype = torch.float32) -> nn.Module:
         if isinstance(layer, Affine):
             linear = nn.Linear(layer.in_size, layer.out_size, dtype=dtype)
             with torch.no_grad():
-                linear.weight.copy_(torch.as_tensor(layer.W, dtype=dtype))
-                linear.bias.copy_(torch.as_tensor(layer.b, dtype=dtype))
+                linear.weight.copy_(torch.tensor(layer.W, dtype=dtype))  # a copy: W may be
+                linear.bias.copy_(torch.tensor(layer.b, dtype=dtype))  # read-only
             modules.append(linear)
         elif isinstance(layer, Relu):
             modules.append(nn.ReLU())

@@ -11,6 +11,9 @@ import numpy.typing as npt
 
 from robustprop.properties import Domain
 from robustprop.properties.errors import InputError
+from robustprop.training.data import load_dataset, subset_indices
+
+__all__ = ["PointSelection", "Points", "domain_from_metadata", "load_points"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,8 +39,6 @@ class PointSelection:
 
 def load_points(selection: PointSelection, n_inputs: int) -> Points:
     """The selected rows, checked against the network's input size and for finiteness."""
-    from robustprop.training.data import load_dataset, subset_indices
-
     if selection.count < 1:
         raise InputError(f"--points must be >= 1, got {selection.count}")
     ds = load_dataset(selection.data, selection.split, selection.data_dir)

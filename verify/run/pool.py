@@ -22,12 +22,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from pathlib import Path
 from typing import Literal
 
 from robustprop.properties.errors import InputError, InternalError, RobustpropError
-from robustprop.verify.engine.point_query import Query
+from robustprop.verify.engine.isolation import start_process
+from robustprop.verify.engine.network import network_from_bytes
+from robustprop.verify.engine.point_query import PointDecider, Query
+from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
+from robustprop.verify.runs.model import ModelBytes
+
+__all__ = ["GRACE_S", "WorkerPool", "WorkerSpec", "worker_context"]
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +46,14 @@ START_TIMEOUT_S = 120.0
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What a worker loads: the model file and the backend to use.
+    """What a worker loads: the model's bytes (the run's own copy, never re-read from disk)
+    and the backend to use.
 
     ``fault`` injects a failure for tests of the isolation: the worker hangs or crashes
     (SIGSEGV) on the query at position ``fault_index``.
     """
 
-    model_path: Path
+    model: ModelBytes
     backend: str
     fault: Literal["hang", "crash"] | None = None
     fault_index: int = -1
@@ -57,12 +63,9 @@ def _worker_main(spec: WorkerSpec, conn: Connection) -> None:
     """Worker loop: load once, then answer ``(query, timeout)`` messages until ``None``."""
     logging.basicConfig(level=logging.WARNING)
     try:
-        from robustprop.verify.engine.network import load_network
-        from robustprop.verify.engine.point_query import PointDecider
-        from robustprop.verify.engine.replay import Replayer
-
-        network = load_network(spec.model_path, check_points=0)
-        decider = PointDecider(network, Replayer(spec.model_path), spec.backend)
+        model = spec.model
+        network = network_from_bytes(model.data, source=model.source, check_points=0)
+        decider = PointDecider(network, Replayer(model.data, source=model.source), spec.backend)
     except RobustpropError as err:
         conn.send(("init-error", type(err).__name__, str(err)))
         return
@@ -107,12 +110,12 @@ def _inject(fault: str) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx: mp.context.SpawnContext, spec: WorkerSpec) -> None:
+    def __init__(self, ctx: mp.context.ForkServerContext, spec: WorkerSpec) -> None:
         self.conn, child = ctx.Pipe()
         self.process: BaseProcess = ctx.Process(
             target=_worker_main, args=(spec, child), daemon=True
         )
-        self.process.start()
+        start_process(self.process)
         child.close()
         self.query: Query | None = None
         self.started = 0.0
@@ -126,7 +129,7 @@ class _Worker:
         if kind != "ready":
             self.kill()
             exc = InputError if a == "InputError" else InternalError
-            raise exc(f"worker could not load {spec.model_path}: {b}")
+            raise exc(f"worker could not load {spec.model.source}: {b}")
         self.backend = str(a)
 
     def send(self, query: Query, timeout_s: float) -> None:
@@ -149,6 +152,19 @@ class _Worker:
         self.kill()
 
 
+def worker_context() -> mp.context.ForkServerContext:
+    """Workers fork from multiprocessing's fork server, which has already imported this module
+    (and so the engine, onnxruntime and torch): a worker starts in milliseconds instead of
+    re-importing everything, it inherits no threads of the parent (unlike ``fork``), and the
+    user's ``__main__`` is never re-run in it (unlike ``spawn``), so a script calling the API
+    needs no ``if __name__ == "__main__":`` guard (see
+    :func:`~robustprop.verify.engine.isolation.start_process`). The preload takes effect when
+    the fork server starts (the first worker or isolated call of this process)."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
+
+
 class WorkerPool:
     """``jobs`` worker processes deciding queries on one network."""
 
@@ -158,7 +174,7 @@ class WorkerPool:
         self.spec = spec
         self.jobs = jobs
         self.grace_s = grace_s
-        self._ctx = mp.get_context("spawn")
+        self._ctx = worker_context()
         self._workers: list[_Worker] = []
 
     def __enter__(self) -> WorkerPool:

@@ -1,6 +1,7 @@
 """Exact queries on a Ray cluster (``--executor ray [--address HOST:PORT]``).
 
-The same contract as :class:`robustprop.verify.runs.pool.WorkerPool`: ``map(queries, timeout_s)`` yields
+The same contract as :class:`robustprop.verify.runs.pool.WorkerPool`: ``map(queries,
+timeout_s)`` yields
 ``(query, verdict)`` as they complete; a worker that hangs past the timeout (plus grace) is
 killed and replaced, a worker that dies costs only its query (``unknown`` with the reason), and
 a query failing with an InputError (a missing solver package) ends the run with it.
@@ -18,9 +19,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from robustprop.properties.errors import InputError
-from robustprop.verify.engine.point_query import Query
-from robustprop.verify.runs.pool import GRACE_S, WorkerSpec
+from robustprop.verify.engine.network import network_from_bytes
+from robustprop.verify.engine.point_query import PointDecider, Query
+from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
+from robustprop.verify.runs.pool import GRACE_S, WorkerSpec
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +32,6 @@ class _Actor:
     """Ray actor body: one network, many queries."""
 
     def __init__(self, model: bytes, source: str, backend: str) -> None:
-        from robustprop.verify.engine.network import network_from_bytes
-        from robustprop.verify.engine.point_query import PointDecider
-        from robustprop.verify.engine.replay import Replayer
-
         network = network_from_bytes(model, source=source, check_points=0)
         self.decider = PointDecider(network, Replayer(model, source=source), backend)
 
@@ -81,10 +80,7 @@ class RayPool:
             except (ConnectionError, RuntimeError, ValueError) as err:
                 raise InputError(f"--address {address}: cannot start or reach Ray ({err})") from err
             self._started_here = True
-        try:
-            self._model = spec.model_path.read_bytes()
-        except OSError as err:
-            raise InputError(f"cannot read ONNX model {spec.model_path}: {err}") from err
+        self._model = spec.model.data
         self._remote = self._ray.remote(num_cpus=1)(_Actor)
 
     def __enter__(self) -> RayPool:
@@ -99,7 +95,7 @@ class RayPool:
             self._started_here = False
 
     def _actor(self) -> Any:
-        return self._remote.remote(self._model, str(self.spec.model_path), self.spec.backend)
+        return self._remote.remote(self._model, self.spec.model.source, self.spec.backend)
 
     def map(self, queries: Iterable[Query], timeout_s: float) -> Iterator[tuple[Query, Verdict]]:
         """Decide every query; yields ``(query, verdict)`` in completion order."""

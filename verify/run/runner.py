@@ -1,0 +1,403 @@
+"""One run: satisfaction, security and accuracy of one property on one network.
+
+Per point, with :attr:`Strategy.STAGED` (the default), in order (each step only for what the
+previous left open; the stages are :mod:`robustprop.verify.runs.stages`):
+
+1. **center** — the data point itself, replayed through onnxruntime;
+2. **attack** — batched PGD (:mod:`robustprop.verify.runs.empirical`: the property's own
+   attack objectives, all in one batch); a candidate counts only after replay. The same attack
+   gives the *security* metric;
+3. **bounds** — batched CROWN bound propagation over all open points: ``holds`` when it proves
+   the negation empty; otherwise the disjuncts it refutes are dropped and the rest goes on
+   seeded with CROWN's neuron bounds;
+4. **solver** — the exact backend (``jobs`` worker processes, per-query timeout); ``auto`` is Z3
+   for tiny networks, else the Marabou/MILP portfolio, which with one job runs in this process
+   (its solvers run in forked, killable racers). A store may answer a query first.
+
+Attack and bounds never both decide a point (one proves, the other refutes), so their order
+only changes the time spent: without the security metric a short attack (``QUICK_STEPS``
+steps, one run) goes first, then the bounds, then the full attack on what is left.
+
+:attr:`Strategy.PLAIN` is the baseline a user could script: every point goes straight to the
+exact backend (``auto``: Marabou), without the center, attack and bound stages (the attack
+still runs, for the security metric only, when that metric is asked for).
+
+*Accuracy* is the fraction of uniform samples of the region on which the predicate holds.
+The invariants of DESIGN.md §3 are checked on every run: a point proved ``holds`` never has a
+confirmed attack or sample violation; every ``violated`` carries a witness.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from robustprop.lazy import load
+from robustprop.properties import Domain, PGDConfig, References
+from robustprop.properties.errors import InputError
+from robustprop.properties.spec import Negation
+from robustprop.verify.engine.backends.base import BackendName
+from robustprop.verify.engine.backends.registry import choose_backend
+from robustprop.verify.engine.network import Network, network_from_bytes
+from robustprop.verify.engine.point_query import Query
+from robustprop.verify.engine.replay import Replayer
+from robustprop.verify.engine.torch_net import to_torch
+from robustprop.verify.engine.verdict import Stage, Status, Verdict
+from robustprop.verify.formats.vnnlib_write import write_vnnlib
+from robustprop.verify.runs.config import RunConfig
+from robustprop.verify.runs.empirical import attack_points, sample_points
+from robustprop.verify.runs.points import Points, PointSelection, domain_from_metadata, load_points
+from robustprop.verify.runs.result import PointResult, RunResult
+from robustprop.verify.runs.stages import (
+    Attack,
+    ExactSettings,
+    Origin,
+    Strategy,
+    confirm,
+    run_stages,
+    torch_threads,
+)
+from robustprop.verify.runs.store import Store, is_reusable, point_key, property_key
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "QUICK_STEPS",
+    "Progress",
+    "RunInputs",
+    "RunState",
+    "attack_stage",
+    "center_stage",
+    "decide_stage",
+    "prepare",
+    "run",
+    "sampling_stage",
+]
+
+log = logging.getLogger(__name__)
+
+#: Steps of the short attack that runs before the bound stage.
+QUICK_STEPS = 20
+
+#: Called once per point as soon as its verdict (or, without satisfaction, its row) is known.
+Progress = Callable[[PointResult], None]
+
+
+@dataclass(frozen=True, eq=False)
+class RunInputs:
+    """What every stage reads: loaded once, from the run's one copy of the model."""
+
+    config: RunConfig
+    network: Network
+    replayer: Replayer
+    points: Points
+    domain: Domain
+    refs: References
+    negations: tuple[Negation, ...]
+    torch_model: torch.nn.Module
+    attack_model: torch.nn.Module
+    generator: torch.Generator
+
+    @property
+    def everything(self) -> list[int]:
+        return list(range(len(self.points.x)))
+
+    @property
+    def staged(self) -> bool:
+        return self.config.strategy is Strategy.STAGED
+
+    def wants(self, metric: str) -> bool:
+        return metric in self.config.metrics
+
+
+@dataclass(eq=False)
+class RunState:
+    """What the stages have found so far, by point position (the only mutable state)."""
+
+    verdicts: dict[int, Verdict] = field(default_factory=dict)
+    attack_violated: dict[int, bool] = field(default_factory=dict)
+    attack_margin: dict[int, float] = field(default_factory=dict)
+    center_violated: set[int] = field(default_factory=set)
+    from_store: set[int] = field(default_factory=set)
+    sampling: dict[int, tuple[float, bool]] = field(default_factory=dict)
+
+    def row(self, inputs: RunInputs, i: int) -> PointResult:
+        """Point ``i`` as the run reports it."""
+        sampled = self.sampling.get(i)
+        return PointResult(
+            index=int(inputs.points.indices[i]),
+            label=int(inputs.points.y[i]),
+            verdict=self.verdicts.get(i),
+            attack_violated=self.attack_violated.get(i),
+            attack_margin=self.attack_margin.get(i),
+            sampling_fraction=None if sampled is None else sampled[0],
+            reused=i in self.from_store,
+        )
+
+
+def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
+    """Measure the requested metrics; the stages run in the module docstring's order."""
+    start = time.monotonic()
+    inputs = prepare(config)
+    state = RunState()
+    if (inputs.wants("satisfaction") and inputs.staged) or inputs.wants("security"):
+        center_stage(inputs, state)
+    if inputs.wants("security"):
+        found = attack_stage(inputs, state, inputs.everything, config.attack)
+        if inputs.wants("satisfaction") and inputs.staged:
+            state.verdicts.update({i: v for i, v in found.items() if i not in state.verdicts})
+    backend = choose_backend(config.backend, inputs.network, plain=not inputs.staged)
+    if inputs.wants("satisfaction"):
+        if progress is not None:
+            for i in sorted(state.verdicts):
+                progress(state.row(inputs, i))
+        decide_stage(inputs, state, backend, progress)
+    elif progress is not None:
+        for i in inputs.everything:
+            progress(state.row(inputs, i))
+    if inputs.wants("accuracy"):
+        sampling_stage(inputs, state)
+    rows = tuple(state.row(inputs, i) for i in inputs.everything)
+    breaches = _invariants(rows, {i: bad for i, (_, bad) in state.sampling.items()})
+    for breach in breaches:
+        log.error("invariant broken: %s", breach)
+    return RunResult(
+        config,
+        inputs.network,
+        backend.value,
+        rows,
+        tuple(breaches),
+        time.monotonic() - start,
+        len(state.from_store),
+    )
+
+
+def prepare(config: RunConfig) -> RunInputs:
+    """Load the network, the points and their references and negations (the run's inputs)."""
+    torch = load("torch")
+    model = config.model
+    domain = config.domain or domain_from_metadata(model.metadata(), model.source)
+    network = network_from_bytes(model.data, source=model.source)
+    points = _points(config.points, network.n)
+    replayer = Replayer(model.data, source=model.source)
+    prop = config.prop
+    y_center = replayer.evaluate64(points.x)
+    labels = torch.from_numpy(points.y) if bool(np.all(points.y >= 0)) else None
+    try:
+        refs = prop.references(torch.from_numpy(y_center), labels)
+    except InputError as err:
+        raise InputError(f"data {points.source!r} with reference {prop.reference}: {err}") from err
+    negations = tuple(
+        prop.negation(points.x[i], y_center[i], int(refs.classes[i]), domain, config.tau)
+        for i in range(len(points.x))
+    )
+    if config.export_vnnlib is not None:
+        _export_vnnlib(config, points, list(negations))
+    torch_model = to_torch(network)
+    attack_model = torch_model if config.device == "cpu" else to_torch(network).to(config.device)
+    generator = torch.Generator(device=config.device).manual_seed(config.seed)
+    return RunInputs(
+        config,
+        network,
+        replayer,
+        points,
+        domain,
+        refs,
+        negations,
+        torch_model,
+        attack_model,
+        generator,
+    )
+
+
+def center_stage(inputs: RunInputs, state: RunState) -> None:
+    """1. The data point itself: a violation there decides the point (and its security)."""
+    for i in inputs.everything:
+        hit = confirm(inputs.replayer, inputs.points.x[i], inputs.negations[i])
+        if hit is not None:
+            state.center_violated.add(i)
+            if inputs.wants("satisfaction") and inputs.staged:
+                state.verdicts[i] = dataclasses.replace(hit, stage=Stage.CENTER)
+
+
+def attack_stage(
+    inputs: RunInputs, state: RunState, indices: Sequence[int], pgd: PGDConfig
+) -> dict[int, Verdict]:
+    """2. PGD on ``indices``: security data into ``state``; returns the replayed violations."""
+    if not indices:
+        return {}
+    torch = load("torch")
+    prop, config = inputs.config.prop, inputs.config
+    t0 = time.monotonic()
+    with torch_threads(1):
+        found = attack_points(
+            prop,
+            inputs.attack_model,
+            inputs.points.x,
+            inputs.refs,
+            indices,
+            inputs.domain,
+            pgd,
+            inputs.generator,
+            config.device,
+        )
+    per_point = (time.monotonic() - t0) / len(indices)
+    out: dict[int, Verdict] = {}
+    for i, best in zip(indices, found, strict=True):
+        state.attack_margin[i] = best.margin
+        hit = None
+        if prop.violated(torch.tensor(best.margin)).item():
+            hit = confirm(inputs.replayer, best.x, inputs.negations[i])
+        state.attack_violated[i] = hit is not None or i in state.center_violated
+        if hit is not None:
+            out[i] = dataclasses.replace(hit, stage=Stage.ATTACK, backend="pgd", time_s=per_point)
+    return out
+
+
+def decide_stage(
+    inputs: RunInputs, state: RunState, backend: BackendName, progress: Progress | None
+) -> None:
+    """3, 4. Bounds and the exact stage (:func:`run_stages`) on the points still open, after a
+    short attack when the security attack did not already run; verdicts from the exact
+    stage go to the store as they arrive."""
+    config = inputs.config
+    attacks: tuple[Attack, ...] = ()
+    if not inputs.wants("security"):
+        quick = dataclasses.replace(
+            config.attack, steps=min(config.attack.steps, QUICK_STEPS), restarts=1
+        )
+        attacks = (
+            functools.partial(_attack_queries, inputs, state, quick),
+            functools.partial(_attack_queries, inputs, state, config.attack),
+        )
+    settings = ExactSettings(
+        backend, config.timeout_s, config.jobs, config.executor, config.address
+    )
+    prop_key = property_key(config.prop.name, config.prop.params(), config.tau)
+    with contextlib.ExitStack() as stack:
+        store = None if config.store_path is None else stack.enter_context(Store(config.store_path))
+
+        def key(q: Query) -> str:
+            return point_key(inputs.points.x[q.index], int(inputs.points.y[q.index]))
+
+        def lookup(q: Query) -> Verdict | None:
+            if store is None:
+                return None
+            return store.lookup(
+                inputs.network.sha256, prop_key, key(q), backend.value, config.timeout_s
+            )
+
+        def reached(q: Query, verdict: Verdict, origin: Origin) -> None:
+            state.verdicts[q.index] = verdict
+            if origin is Origin.STORE:
+                state.from_store.add(q.index)
+            elif store is not None and origin is Origin.EXACT and is_reusable(verdict):
+                store.put(
+                    inputs.network.sha256,
+                    prop_key,
+                    key(q),
+                    backend.value,
+                    config.timeout_s,
+                    verdict,
+                )
+            if progress is not None:
+                progress(state.row(inputs, q.index))
+
+        run_stages(
+            [Query(i, inputs.negations[i]) for i in inputs.everything if i not in state.verdicts],
+            inputs.network,
+            config.model,
+            inputs.replayer,
+            settings,
+            strategy=config.strategy,
+            attacks=attacks,
+            centers_y=inputs.network.evaluate(inputs.points.x),
+            device=config.device,
+            lookup=lookup,
+            on_verdict=reached,
+        )
+    if state.from_store:
+        log.info("reused %d stored verdict(s) from %s", len(state.from_store), config.store_path)
+
+
+def _attack_queries(
+    inputs: RunInputs, state: RunState, pgd: PGDConfig, queries: Sequence[Query]
+) -> dict[int, Verdict]:
+    return attack_stage(inputs, state, [q.index for q in queries], pgd)
+
+
+def sampling_stage(inputs: RunInputs, state: RunState) -> None:
+    """Accuracy: uniform samples of each region; a failing sample is replayed (a confirmed one
+    next to a ``holds`` verdict is an invariant breach)."""
+    config = inputs.config
+    sampled = sample_points(
+        config.prop,
+        inputs.torch_model,
+        inputs.points.x,
+        inputs.refs,
+        inputs.domain,
+        config.samples,
+        config.seed + 1,
+    )
+    for i, (fraction, bad) in enumerate(sampled):
+        replayed = bad is not None and (
+            confirm(inputs.replayer, bad, inputs.negations[i]) is not None
+        )
+        state.sampling[i] = (fraction, replayed)
+
+
+def _points(points: PointSelection | Points, n_inputs: int) -> Points:
+    if isinstance(points, PointSelection):
+        return load_points(points, n_inputs)
+    if points.x.ndim != 2 or points.x.shape[1] != n_inputs:
+        raise InputError(
+            f"points {points.source!r}: expected shape (N, {n_inputs}), got {points.x.shape}"
+        )
+    return points
+
+
+def _invariants(points: tuple[PointResult, ...], sample_witness: Mapping[int, bool]) -> list[str]:
+    """DESIGN.md §3: ``holds`` never meets a confirmed violation; ``violated`` has a witness."""
+    breaches: list[str] = []
+    for i, p in enumerate(points):
+        v = p.verdict
+        if v is None:
+            continue
+        if v.status is Status.HOLDS and p.attack_violated:
+            breaches.append(f"point {p.index}: proved holds, but PGD found a confirmed violation")
+        if v.status is Status.HOLDS and sample_witness.get(i):
+            breaches.append(
+                f"point {p.index}: proved holds, but a uniform sample is a confirmed violation"
+            )
+        if v.status is Status.VIOLATED and v.witness is None:
+            breaches.append(f"point {p.index}: violated without a witness")
+    return breaches
+
+
+def _export_vnnlib(config: RunConfig, points: Points, negations: list[Negation]) -> None:
+    """One VNN-LIB file per point and a VNN-COMP style ``instances.csv`` (onnx,vnnlib,timeout)."""
+    folder = config.export_vnnlib
+    assert folder is not None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(
+            f"--export-vnnlib {folder}: cannot create ({err.strerror or err})"
+        ) from err
+    rows = []
+    name = config.prop.name
+    model = config.model.path.resolve() if config.model.path is not None else config.model.source
+    for i, negation in enumerate(negations):
+        file = folder / f"{name}_eps{config.prop.eps:g}_point{int(points.indices[i])}.vnnlib"
+        write_vnnlib(negation, file, f"robustprop {name} {config.prop.params()} point {i}")
+        rows.append(f"{model},{file.name},{config.timeout_s:g}")
+    (folder / "instances.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
