@@ -10,10 +10,13 @@ import pytest
 from robustprop.properties.errors import InputError, InternalError
 from robustprop.properties.spec import Atom, Disjunct, Distance, Negation, SoftmaxBelow
 from robustprop.verify.engine.backends import base
-from robustprop.verify.engine.backends.base import BackendName, get_backend, group_by_box
+from robustprop.verify.engine.backends.base import BackendName, group_by_box
+from robustprop.verify.engine.backends.registry import get_backend
 from robustprop.verify.engine.decide import solve_query
 from robustprop.verify.engine.isolation import Failure, run_isolated
-from robustprop.verify.engine.network import Network
+from robustprop.verify.engine.network import Network, load_network
+from robustprop.verify.engine.verdict import Status
+from robustprop.verify.formats.vnnlib import read_vnnlib
 from tests.verify.tiny_onnx import mlp_network
 
 BENCH = Path(__file__).resolve().parents[3] / "shared" / "benchmarks"
@@ -44,25 +47,25 @@ def neg(
     return Negation(tuple(Disjunct(box[0], box[1], c) for c in conjunctions), **kw)  # type: ignore[arg-type]
 
 
-CASES: list[tuple[str, Network, Negation, str]] = [
-    ("y0>=0.9", NET, neg((y_ge(0, 0.9),)), "sat"),
-    ("y0>=1.1", NET, neg((y_ge(0, 1.1),)), "unsat"),
-    ("y0,y1>=0.4", NET, neg((y_ge(0, 0.4), y_ge(1, 0.4))), "sat"),
-    ("y0,y1>=0.6", NET, neg((y_ge(0, 0.6), y_ge(1, 0.6))), "unsat"),
-    ("y1-y0>=0.2", NET, neg((Atom(((1, 1.0), (0, -1.0)), 0.2),)), "sat"),
-    ("y1-y0>=1.1", NET, neg((Atom(((1, 1.0), (0, -1.0)), 1.1),)), "unsat"),
-    ("or-sat", NET, neg((y_ge(0, 1.1),), (y_ge(1, 0.9),)), "sat"),
-    ("or-unsat", NET, neg((y_ge(0, 1.1),), (y_ge(1, 1.1),)), "unsat"),
+CASES: list[tuple[str, Network, Negation, Status]] = [
+    ("y0>=0.9", NET, neg((y_ge(0, 0.9),)), Status.VIOLATED),
+    ("y0>=1.1", NET, neg((y_ge(0, 1.1),)), Status.HOLDS),
+    ("y0,y1>=0.4", NET, neg((y_ge(0, 0.4), y_ge(1, 0.4))), Status.VIOLATED),
+    ("y0,y1>=0.6", NET, neg((y_ge(0, 0.6), y_ge(1, 0.6))), Status.HOLDS),
+    ("y1-y0>=0.2", NET, neg((Atom(((1, 1.0), (0, -1.0)), 0.2),)), Status.VIOLATED),
+    ("y1-y0>=1.1", NET, neg((Atom(((1, 1.0), (0, -1.0)), 1.1),)), Status.HOLDS),
+    ("or-sat", NET, neg((y_ge(0, 1.1),), (y_ge(1, 0.9),)), Status.VIOLATED),
+    ("or-unsat", NET, neg((y_ge(0, 1.1),), (y_ge(1, 1.1),)), Status.HOLDS),
     (
         "small-box",
         NET,
         neg((y_ge(0, 0.3),), box=(np.array([0.4, 0.4]), np.array([0.5, 0.5]))),
-        "unsat",
+        Status.HOLDS,
     ),
-    ("clip>=0.69", CLIPPED, neg((y_ge(0, 0.69),)), "sat"),
-    ("clip>=0.71", CLIPPED, neg((y_ge(0, 0.71),)), "unsat"),
-    ("clip<=0.19", CLIPPED, neg((y_le(1, 0.19),)), "unsat"),
-    ("clip<=0.21", CLIPPED, neg((y_le(1, 0.21),)), "sat"),
+    ("clip>=0.69", CLIPPED, neg((y_ge(0, 0.69),)), Status.VIOLATED),
+    ("clip>=0.71", CLIPPED, neg((y_ge(0, 0.71),)), Status.HOLDS),
+    ("clip<=0.19", CLIPPED, neg((y_le(1, 0.19),)), Status.HOLDS),
+    ("clip<=0.21", CLIPPED, neg((y_le(1, 0.21),)), Status.VIOLATED),
     # LR-style distance: y0 = |x0 - x1| <= 0.2 + 2 d around the centre (0.5, 0.3). (A centre on
     # the ReLU kinks, e.g. (0.5, 0.5), makes Marabou 2.0 spin past its own time limit: see
     # test_isolation_turns_a_marabou_livelock_into_unknown.)
@@ -70,13 +73,13 @@ CASES: list[tuple[str, Network, Negation, str]] = [
         "dist-sat",
         NET,
         neg((Atom(((0, 1.0),), 0.19, dist_coeff=-2.0),), distance=Distance(CENTER, 0.1)),
-        "sat",
+        Status.VIOLATED,
     ),
     (
         "dist-unsat",
         NET,
         neg((Atom(((0, 1.0),), 0.21, dist_coeff=-2.0),), distance=Distance(CENTER, 0.1)),
-        "unsat",
+        Status.HOLDS,
     ),
     # two boxes, only the second one has points with y0 >= 0.8
     (
@@ -88,7 +91,7 @@ CASES: list[tuple[str, Network, Negation, str]] = [
                 Disjunct(np.array([0.9, 0.0]), np.array([1.0, 0.1]), (y_ge(0, 0.8),)),
             )
         ),
-        "sat",
+        Status.VIOLATED,
     ),
 ]
 
@@ -113,15 +116,15 @@ def _check_point(network: Network, negation: Negation, x: np.ndarray) -> None:
     ("name", "network", "negation", "expected"), CASES, ids=[c[0] for c in CASES]
 )
 def test_marabou_and_z3_agree_with_known_answers(
-    name: str, network: Network, negation: Negation, expected: str
+    name: str, network: Network, negation: Negation, expected: Status
 ) -> None:
     for backend in BackendName:
         # In a fresh process, as in production: Marabou 2.0 occasionally spins past its own
         # time limit after earlier solves in the same process.
         outcome = run_isolated(solve_query, (backend, network, negation, 10.0), 10.0)
         assert not isinstance(outcome, Failure), (backend, outcome)
-        assert outcome.status == expected, (backend, outcome.reason)
-        if expected == "sat":
+        assert outcome.status is expected, (backend, outcome.reason)
+        if expected is Status.VIOLATED:
             assert outcome.x is not None
             _check_point(network, negation, outcome.x)
         else:
@@ -171,11 +174,8 @@ def test_missing_solver_package_is_input_error(monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.mark.skipif(not BENCH.is_dir(), reason="../shared/benchmarks is absent")
 def test_z3_gives_up_at_its_time_limit() -> None:
-    from robustprop.verify.engine.network import load_network
-    from robustprop.verify.formats.vnnlib import read_vnnlib
-
     net = load_network(BENCH / "marabou/fc1/onnx/fc1.onnx", check_points=0)
     prop = read_vnnlib(BENCH / "marabou/fc1/vnnlib_derived/fc1_y1_ge_70.vnnlib", net.n, net.m)
     assert prop.negation is not None
     outcome = get_backend("z3").solve(net, prop.negation, timeout_s=0.5)
-    assert outcome.status == "unknown" and outcome.time_s < 5.0
+    assert outcome.status is Status.UNKNOWN and outcome.time_s < 5.0

@@ -9,7 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from robustprop.properties import Domain, PGDConfig, make_property
+from robustprop.properties.base import References
 from robustprop.properties.spec import Atom, Disjunct, Negation
+from robustprop.verify.engine.attack import batched_attack
 from robustprop.verify.engine.backends.z3_backend import Z3Backend
 from robustprop.verify.engine.bounds import (
     MAX_SHELLS,
@@ -23,6 +25,8 @@ from robustprop.verify.engine.bounds import (
 from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Affine, Clip, Network, Relu
 from robustprop.verify.engine.scr_encoding import decide_scr
+from robustprop.verify.engine.torch_net import to_torch
+from robustprop.verify.engine.verdict import Status
 
 
 def random_net(
@@ -141,23 +145,19 @@ def test_a_proof_by_bounds_is_never_refuted(name: str, params: dict[str, float],
     z3 = Z3Backend()
     for k, (negation, result) in enumerate(zip(negations, results, strict=True)):
         original = z3.solve(net, negation, 20.0).status
-        assert original != "unknown"
+        assert original is not Status.UNKNOWN
         if result.holds:
-            assert original == "unsat"
+            assert original is Status.HOLDS
             assert not _search_violates(net, negation)
             x = pgd_points[k]
             assert not negation.is_satisfied_by(x, net.evaluate(x)[0])
             continue
         assert result.negation is not None and result.seed is not None
-        assert z3.solve(seeded(net, result.seed), result.negation, 20.0).status == original
+        assert z3.solve(seeded(net, result.seed), result.negation, 20.0).status is original
 
 
 def _pgd_points(net: Network, name: str, params: dict[str, float], xs: np.ndarray) -> np.ndarray:
     """The staged attack's best point around each center (float64 model)."""
-    from robustprop.properties.base import References
-    from robustprop.verify.engine.attack import batched_attack
-    from robustprop.verify.engine.torch_net import to_torch
-
     prop = make_property(name, **params)
     ys = net.evaluate(xs)
     refs = References(torch.from_numpy(ys), torch.from_numpy(ys.argmax(axis=1)))
@@ -261,13 +261,13 @@ def test_scr_margin_bounds_are_sound_and_feed_the_fast_path() -> None:
         neg,
         y_lo,
         y_hi,
-        lambda q, t: ("unknown", None, "no solver"),
+        lambda q, t: (Status.UNKNOWN, None, "no solver"),
         lambda x, q: None,
         lambda x: net.evaluate(x)[0],
         0.0,
         g_bounds=(np.full(net.m - 1, -20.0), np.full(net.m - 1, -10.0)),
     )
-    assert out.status == "holds" and out.queries == 0
+    assert out.status is Status.HOLDS and out.queries == 0
 
 
 def test_multi_box_negation_prunes_per_box() -> None:

@@ -1,4 +1,5 @@
-"""decide() and check_vnnlib(): replay-confirmed sat, unsat, unknown, margin retry, PGD search."""
+"""decide() and check_vnnlib(): replay-confirmed violations, holds, unknown, margin retry, PGD
+search."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from robustprop.verify.engine.decide import decide
 from robustprop.verify.engine.falsify import FalsifyConfig, falsify
 from robustprop.verify.engine.network import network_from_bytes
 from robustprop.verify.engine.replay import Replayer
-from robustprop.verify.runs.vnnlib_check import check_vnnlib
+from robustprop.verify.engine.verdict import Stage, Status
+from robustprop.verify.run.vnnlib_check import check_vnnlib
 from tests.verify.tiny_onnx import mlp_bytes
 
 # y0 = |x0 - x1|, y1 = relu(x0 + x1 - 1)
@@ -38,12 +40,12 @@ def negation(*conjunctions: tuple[Atom, ...]) -> Negation:
 def test_sat_unsat_through_isolated_workers(backend: BackendName) -> None:
     rep = Replayer(DATA)
     sat = decide(NET, negation((y_ge(0, 0.9),)), rep, backend=backend, timeout_s=10)
-    assert sat.status == "sat" and sat.replay is not None and sat.replay.confirmed
+    assert sat.status is Status.VIOLATED and sat.replay is not None and sat.replay.confirmed
     assert sat.replay.y32[0] >= 0.9
     unsat = decide(
         NET, negation((y_ge(0, 1.1),), (y_ge(1, 1.1),)), rep, backend=backend, timeout_s=10
     )
-    assert unsat.status == "unsat" and unsat.replay is None
+    assert unsat.status is Status.HOLDS and unsat.replay is None
     # prop_6-like: two boxes, the second one has the counterexample
     two = Negation(
         (
@@ -52,7 +54,7 @@ def test_sat_unsat_through_isolated_workers(backend: BackendName) -> None:
         )
     )
     both = decide(NET, two, rep, backend=backend, timeout_s=10)
-    assert both.status == "sat" and [q.box for q in both.queries] == [0, 1]
+    assert both.status is Status.VIOLATED and [q.box for q in both.queries] == [0, 1]
 
 
 def test_isolation_turns_a_marabou_livelock_into_unknown() -> None:
@@ -63,12 +65,12 @@ def test_isolation_turns_a_marabou_livelock_into_unknown() -> None:
         distance=Distance(np.full(2, 0.5), 0.3),
     )
     out = decide(NET, kink, Replayer(DATA), backend=BackendName.MARABOU, timeout_s=1.0, grace_s=1.0)
-    assert out.status == "unknown"
+    assert out.status is Status.UNKNOWN
     assert "timed out" in out.reason
     assert out.time_s < 8.0
     # Z3 decides it (unsat: y0 <= 2 d there)
     z3 = decide(NET, kink, Replayer(DATA), backend=BackendName.Z3, timeout_s=10.0)
-    assert z3.status == "unsat"
+    assert z3.status is Status.HOLDS
 
 
 def test_spurious_solver_point_is_retried_with_a_margin(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,17 +81,17 @@ def test_spurious_solver_point_is_retried_with_a_margin(monkeypatch: pytest.Monk
     ) -> SolverOutcome:
         calls.append(neg)
         if len(calls) == 1:  # a boundary point: y0 = 0.9 - 1e-9 < 0.9
-            return SolverOutcome("sat", np.array([0.9 - 1e-9, 0.0]), "fake: sat", 0.0)
-        return SolverOutcome("sat", np.array([1.0, 0.0]), "fake: sat", 0.0)
+            return SolverOutcome(Status.VIOLATED, np.array([0.9 - 1e-9, 0.0]), "fake: sat", 0.0)
+        return SolverOutcome(Status.VIOLATED, np.array([1.0, 0.0]), "fake: sat", 0.0)
 
     monkeypatch.setattr(decide_module, "solve_query", fake)
     out = decide(
         NET, negation((y_ge(0, 0.9),)), Replayer(DATA),
         backend=BackendName.MARABOU, timeout_s=10, isolate=False,
     )  # fmt: skip
-    assert out.status == "sat"
+    assert out.status is Status.VIOLATED
     assert [q.margin for q in out.queries] == [0.0, decide_module.DEFAULT_MARGINS[0]]
-    assert out.queries[0].status == "unknown" and "failed replay" in out.queries[0].reason
+    assert out.queries[0].status is Status.UNKNOWN and "failed replay" in out.queries[0].reason
     assert calls[1].disjuncts[0].atoms[0].rhs > 0.9
 
 
@@ -97,14 +99,14 @@ def test_spurious_points_only_give_unknown(monkeypatch: pytest.MonkeyPatch) -> N
     def fake(
         backend: BackendName, network: object, neg: Negation, timeout_s: float
     ) -> SolverOutcome:
-        return SolverOutcome("sat", np.array([0.5, 0.5]), "fake: sat", 0.0)  # y0 = 0
+        return SolverOutcome(Status.VIOLATED, np.array([0.5, 0.5]), "fake: sat", 0.0)  # y0 = 0
 
     monkeypatch.setattr(decide_module, "solve_query", fake)
     out = decide(
         NET, negation((y_ge(0, 0.9),)), Replayer(DATA),
         backend=BackendName.MARABOU, timeout_s=10, isolate=False,
     )  # fmt: skip
-    assert out.status == "unknown" and "failed replay" in out.reason
+    assert out.status is Status.UNKNOWN and "failed replay" in out.reason
     assert len(out.queries) == 1 + len(decide_module.DEFAULT_MARGINS)
 
 
@@ -132,10 +134,11 @@ def test_check_vnnlib_with_and_without_the_pgd_search(tmp_path: Path) -> None:
         tmp_path, "(assert (>= X_1 0)) (assert (<= X_1 1)) (assert (>= Y_0 0.9))"
     )
     quick = check_vnnlib(net, spec, timeout_s=10)
-    assert quick.status == "sat" and "PGD" in quick.reason and quick.decision is None
+    assert quick.status == "sat" and "PGD" in quick.reason
+    assert quick.verdict.stage is Stage.ATTACK
     assert quick.y is not None and quick.y[0] >= 0.9
     solver = check_vnnlib(net, spec, timeout_s=10, attack=False, backend=BackendName.Z3)
-    assert solver.status == "sat" and solver.decision is not None
+    assert solver.status == "sat" and solver.verdict.stage is Stage.SOLVER
     assert solver.x is not None and solver.y is not None
     assert solver.y[0] >= 0.9 and 0 <= solver.x[1] <= 1
 

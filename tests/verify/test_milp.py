@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from robustprop.properties.spec import Atom, Disjunct, Negation
-from robustprop.verify.engine import portfolio
+from robustprop.verify.engine.backends import portfolio
 from robustprop.verify.engine.backends.base import SolverOutcome
 from robustprop.verify.engine.backends.milp import MilpBackend
+from robustprop.verify.engine.backends.portfolio import PortfolioBackend, race, valid_point
 from robustprop.verify.engine.backends.z3_backend import Z3Backend
 from robustprop.verify.engine.network import Affine, Clip, Network, Relu
-from robustprop.verify.engine.portfolio import PortfolioBackend, race, valid_point
+from robustprop.verify.engine.verdict import Status
 from tests.verify.test_bounds import _negations as negations_around
 from tests.verify.test_bounds import small_net
 
@@ -40,9 +41,9 @@ def test_milp_agrees_with_z3() -> None:
             for negation in _negations(net, name, seed, **params):
                 expected = z3.solve(net, negation, 20.0).status
                 out = milp.solve(net, negation, 20.0)
-                assert out.status == expected, (name, params, seed, out.reason)
+                assert out.status is expected, (name, params, seed, out.reason)
                 seen[f"{name} {expected}"] = seen.get(f"{name} {expected}", 0) + 1
-                if out.status == "sat" and name != "lr":
+                if out.status is Status.VIOLATED and name != "lr":
                     # (LR's raw negation is degenerate at the center, where solvers accept
                     # d = 0 within tolerance: PointDecider first takes the small ball out)
                     assert out.x is not None and valid_point(net, negation, out.x)
@@ -63,19 +64,19 @@ def _clip_net() -> Network:
 @pytest.mark.parametrize(
     ("atom", "expected"),
     [
-        (Atom(((0, 1.0),), 0.5), "sat"),  # the ceiling is reached
-        (Atom(((0, 1.0),), 0.5 + 1e-6), "unsat"),  # and never passed
-        (Atom(((1, -1.0),), 0.5), "sat"),  # the floor is reached
-        (Atom(((1, -1.0),), 0.5 + 1e-6), "unsat"),
-        (Atom(((0, 1.0), (1, -1.0)), 0.75), "sat"),  # at x = (0.75, 1): 0.5 - (-0.25)
-        (Atom(((0, 1.0), (1, -1.0)), 0.75 + 1e-6), "unsat"),
+        (Atom(((0, 1.0),), 0.5), Status.VIOLATED),  # the ceiling is reached
+        (Atom(((0, 1.0),), 0.5 + 1e-6), Status.HOLDS),  # and never passed
+        (Atom(((1, -1.0),), 0.5), Status.VIOLATED),  # the floor is reached
+        (Atom(((1, -1.0),), 0.5 + 1e-6), Status.HOLDS),
+        (Atom(((0, 1.0), (1, -1.0)), 0.75), Status.VIOLATED),  # at x = (0.75, 1): 0.5 - (-0.25)
+        (Atom(((0, 1.0), (1, -1.0)), 0.75 + 1e-6), Status.HOLDS),
     ],
 )
-def test_clip_is_encoded_exactly(atom: Atom, expected: str) -> None:
+def test_clip_is_encoded_exactly(atom: Atom, expected: Status) -> None:
     net = _clip_net()
     negation = Negation((Disjunct(np.zeros(2), np.ones(2), (atom,)),))
-    assert Z3Backend().solve(net, negation, 10.0).status == expected
-    assert MilpBackend().solve(net, negation, 10.0).status == expected
+    assert Z3Backend().solve(net, negation, 10.0).status is expected
+    assert MilpBackend().solve(net, negation, 10.0).status is expected
 
 
 def test_several_disjuncts_and_boxes() -> None:
@@ -92,14 +93,14 @@ def test_several_disjuncts_and_boxes() -> None:
         )
     )
     out = MilpBackend().solve(net, neg, 10.0)
-    assert out.status == "sat" and out.x is not None
+    assert out.status is Status.VIOLATED and out.x is not None
     assert valid_point(net, neg, out.x)
-    assert MilpBackend().solve(net, Negation(neg.disjuncts[:2]), 10.0).status == "unsat"
+    assert MilpBackend().solve(net, Negation(neg.disjuncts[:2]), 10.0).status is Status.HOLDS
 
 
-def _sleep_then(seconds: float, status: str) -> SolverOutcome:
+def _sleep_then(seconds: float, status: Status) -> SolverOutcome:
     time.sleep(seconds)
-    return SolverOutcome(status, None, f"slept {seconds}", seconds)  # type: ignore[arg-type]
+    return SolverOutcome(status, None, f"slept {seconds}", seconds)
 
 
 def _die() -> SolverOutcome:
@@ -109,28 +110,28 @@ def _die() -> SolverOutcome:
 def test_race_takes_the_first_definitive_answer_and_kills_the_rest() -> None:
     start = time.monotonic()
     answers = race(
-        [(_sleep_then, (30.0, "unsat")), (_sleep_then, (0.1, "unsat"))],
-        lambda got: any(a is not None and a.status == "unsat" for a in got),
+        [(_sleep_then, (30.0, Status.HOLDS)), (_sleep_then, (0.1, Status.HOLDS))],
+        lambda got: any(a is not None and a.status is Status.HOLDS for a in got),
         20.0,
     )
     assert time.monotonic() - start < 5.0
-    assert answers[0] is None and answers[1] is not None and answers[1].status == "unsat"
+    assert answers[0] is None and answers[1] is not None and answers[1].status is Status.HOLDS
 
 
 def test_race_waits_past_an_indefinite_answer_and_survives_a_crash() -> None:
     answers = race(
-        [(_sleep_then, (0.0, "unknown")), (_die, ()), (_sleep_then, (0.5, "unsat"))],
-        lambda got: any(a is not None and a.status == "unsat" for a in got),
+        [(_sleep_then, (0.0, Status.UNKNOWN)), (_die, ()), (_sleep_then, (0.5, Status.HOLDS))],
+        lambda got: any(a is not None and a.status is Status.HOLDS for a in got),
         20.0,
     )
-    assert answers[0] is not None and answers[0].status == "unknown"
+    assert answers[0] is not None and answers[0].status is Status.UNKNOWN
     assert answers[1] is None
-    assert answers[2] is not None and answers[2].status == "unsat"
+    assert answers[2] is not None and answers[2].status is Status.HOLDS
 
 
 def test_race_gives_up_at_the_limit() -> None:
     start = time.monotonic()
-    answers = race([(_sleep_then, (30.0, "unsat"))], lambda got: True, 0.5)
+    answers = race([(_sleep_then, (30.0, Status.HOLDS))], lambda got: True, 0.5)
     assert answers == [None]
     assert time.monotonic() - start < 3.0
 
@@ -141,7 +142,7 @@ def test_portfolio_agrees_with_z3_on_one_and_on_several_disjuncts() -> None:
         for negation in _negations(net, name, 0, **params):
             for neg in (negation, Negation(negation.disjuncts[:1])):
                 out = PortfolioBackend().solve(net, neg, 20.0)
-                assert out.status == Z3Backend().solve(net, neg, 20.0).status, out.reason
+                assert out.status is Z3Backend().solve(net, neg, 20.0).status, out.reason
                 assert out.reason.startswith("portfolio: ")
 
 
@@ -150,7 +151,7 @@ def test_the_shared_queue_splits_the_disjuncts_and_unsat_needs_them_all() -> Non
     (negation,) = [
         n
         for n in _negations(net, "sr", 0, eps=0.2, delta=0.5)
-        if Z3Backend().solve(net, n, 20.0).status == "unsat"
+        if Z3Backend().solve(net, n, 20.0).status is Status.HOLDS
     ][:1]
     queue = portfolio._queue(list(range(len(negation.disjuncts))))
     try:
@@ -158,18 +159,20 @@ def test_the_shared_queue_splits_the_disjuncts_and_unsat_needs_them_all() -> Non
         second = portfolio._milp(net, negation, queue, 20.0)  # ... so none is left
     finally:
         os.close(queue)
-    assert first.status == "unsat" and not first.whole
+    assert first.status is Status.HOLDS and not first.whole
     assert sorted(first.proved) == list(range(len(negation.disjuncts)))
     assert second.proved == ()
     verdict = portfolio._verdict
     half = len(negation.disjuncts) // 2
-    a = portfolio.Report("unsat", None, "", "milp", proved=first.proved[:half])
-    b = portfolio.Report("unsat", None, "", "milp", proved=first.proved[half:])
+    a = portfolio.Report(Status.HOLDS, None, "", "milp", proved=first.proved[:half])
+    b = portfolio.Report(Status.HOLDS, None, "", "milp", proved=first.proved[half:])
     assert verdict(net, negation, [a, None]) is None  # half the disjuncts prove nothing
     answer = verdict(net, negation, [a, b])
-    assert answer is not None and answer[0] == "unsat"
-    whole = portfolio.Report("unsat", None, "", "marabou", whole=True)
+    assert answer is not None and answer[0] is Status.HOLDS
+    whole = portfolio.Report(Status.HOLDS, None, "", "marabou", whole=True)
     answer = verdict(net, negation, [whole, None])
-    assert answer is not None and answer[0] == "unsat"
-    bogus = portfolio.Report("sat", negation.disjuncts[0].lower, "", "marabou", whole=True)
+    assert answer is not None and answer[0] is Status.HOLDS
+    bogus = portfolio.Report(
+        Status.VIOLATED, negation.disjuncts[0].lower, "", "marabou", whole=True
+    )
     assert verdict(net, negation, [bogus, a]) is None  # a point outside the negation

@@ -2,16 +2,16 @@
 
 :func:`decide` splits the negation by input box, runs one isolated solver query per box (each
 in a worker process with a hard time limit, see :mod:`robustprop.verify.engine.isolation`) and
-replays every
-solver ``sat`` point through onnxruntime (:mod:`robustprop.verify.engine.replay`):
+replays every solver point (a ``Status.VIOLATED`` candidate, the solver's "sat") through
+onnxruntime (:mod:`robustprop.verify.engine.replay`):
 
-- ``sat`` as soon as one query gives a confirmed witness;
-- ``unsat`` only if every query is ``unsat``;
-- ``unknown`` otherwise, with the reasons.
+- ``VIOLATED`` as soon as one query gives a confirmed witness;
+- ``HOLDS`` only if every query shows its part of the negation empty (the solver's "unsat");
+- ``UNKNOWN`` otherwise, with the reasons.
 
 A solver point that fails replay (typically a point on the boundary of the unsafe set, accepted
 by the solver's tolerances) is logged and the query is retried with the atoms shifted inwards by
-a small margin; if no retry gives a confirmed point, the query counts as ``unknown``.
+a small margin; if no retry gives a confirmed point, the query counts as ``UNKNOWN``.
 """
 
 from __future__ import annotations
@@ -24,16 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from robustprop.properties.spec import Atom, Disjunct, Negation
-from robustprop.verify.engine.backends.base import (
-    BackendName,
-    SolverOutcome,
-    Status,
-    get_backend,
-    group_by_box,
-)
+from robustprop.verify.engine.backends.base import BackendName, SolverOutcome, group_by_box
+from robustprop.verify.engine.backends.registry import get_backend
 from robustprop.verify.engine.isolation import Failure, run_isolated
 from robustprop.verify.engine.network import Network
 from robustprop.verify.engine.replay import Replay, Replayer
+from robustprop.verify.engine.verdict import Status
 
 __all__ = [
     "DEFAULT_MARGINS",
@@ -66,7 +62,7 @@ class QueryRecord:
 
 @dataclass(frozen=True)
 class Decision:
-    """The verdict on a negation; ``replay`` holds the confirmed witness when ``sat``."""
+    """The verdict on a negation; ``replay`` holds the confirmed witness when ``VIOLATED``."""
 
     status: Status
     replay: Replay | None
@@ -114,7 +110,7 @@ def decide(
             records.append(
                 QueryRecord(index, margin, outcome.status, outcome.reason, outcome.time_s)
             )
-            if outcome.status == "unsat":
+            if outcome.status is Status.HOLDS:
                 if margin == 0.0:
                     break
                 unknown.append(
@@ -122,14 +118,14 @@ def decide(
                     f"margin {margin:g} is unsat (only boundary points?)"
                 )
                 break
-            if outcome.status == "unknown":
+            if outcome.status is Status.UNKNOWN:
                 unknown.append(f"box {index + 1}: {outcome.reason}")
                 break
             assert outcome.x is not None
             replay = replayer.replay(outcome.x, group)
             if replay.confirmed:
                 return Decision(
-                    "sat",
+                    Status.VIOLATED,
                     replay,
                     f"{outcome.reason}; witness confirmed by onnxruntime",
                     time.monotonic() - start,
@@ -145,21 +141,15 @@ def decide(
             y_max = float(np.max(np.abs(replay.y32)))
             records[-1] = dataclasses.replace(
                 records[-1],
-                status="unknown",
+                status=Status.UNKNOWN,
                 reason=f"{outcome.reason}; witness failed replay (|y| max {y_max:.6g})",
             )
             if attempt + 1 == len(attempts):
                 unknown.append(f"box {index + 1}: solver points failed replay ({replay.note})")
     elapsed = time.monotonic() - start
     if unknown:
-        return Decision("unknown", None, "; ".join(unknown), elapsed, tuple(records))
-    return Decision("unsat", None, f"{backend.value}: unsat", elapsed, tuple(records))
-
-
-def _resolve(backend: BackendName | str, network: Network, plain: bool) -> BackendName:
-    from robustprop.verify.engine.point_query import choose_backend
-
-    return choose_backend(str(getattr(backend, "value", backend)), network, plain=plain)
+        return Decision(Status.UNKNOWN, None, "; ".join(unknown), elapsed, tuple(records))
+    return Decision(Status.HOLDS, None, f"{backend.value}: unsat", elapsed, tuple(records))
 
 
 def _shift_atoms(group: Negation, margin: float, replayer: Replayer) -> Negation:
@@ -198,5 +188,7 @@ def _run(
         solve_query, (backend, network, negation, budget), budget, grace_s=grace_s
     )
     if isinstance(result, Failure):
-        return SolverOutcome("unknown", None, f"{backend.value}: {result.reason}", result.time_s)
+        return SolverOutcome(
+            Status.UNKNOWN, None, f"{backend.value}: {result.reason}", result.time_s
+        )
     return result

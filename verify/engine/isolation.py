@@ -19,22 +19,28 @@ import contextlib
 import logging
 import multiprocessing as mp
 import os
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any, Literal, TypeVar
 
 from robustprop.properties.errors import RobustpropError
 
-__all__ = ["Failure", "run_isolated"]
+__all__ = ["Failure", "run_isolated", "start_process"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 FailureKind = Literal["timeout", "crash", "error"]
+
+# One thread at a time hides ``__main__.__file__`` (``--jobs N`` starts workers from threads).
+_HIDING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,28 @@ class Failure:
     reason: str
     kind: FailureKind
     time_s: float
+
+
+def start_process(process: BaseProcess) -> None:
+    """``process.start()`` without making the child re-run the user's main script.
+
+    A ``spawn`` or ``forkserver`` child re-imports the parent's ``__main__`` from its path
+    unless told otherwise, so a script calling robustprop without an
+    ``if __name__ == "__main__":`` guard would run itself again in every worker (and fail
+    there). Our workers' functions live in robustprop's own modules and need nothing from the
+    user's script, so its path is hidden from multiprocessing while the child is prepared.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(main, "__spec__", None) is not None:
+        process.start()
+        return
+    with _HIDING:
+        del main.__file__
+        try:
+            process.start()
+        finally:
+            main.__file__ = path
 
 
 def run_isolated(
@@ -72,7 +100,7 @@ def run_isolated(
     receiver, sender = ctx.Pipe(duplex=False)
     process = ctx.Process(target=_worker, args=(sender, fn, args), daemon=True)
     start = time.monotonic()
-    process.start()
+    start_process(process)
     sender.close()
     limit = max(0.0, timeout_s) + grace_s
     name = getattr(fn, "__qualname__", repr(fn))

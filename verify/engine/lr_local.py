@@ -25,6 +25,8 @@ import numpy as np
 from robustprop.properties.spec import Atom, Disjunct, FloatArray, Negation
 from robustprop.verify.engine.network import Affine, Clip, Network, Relu
 
+__all__ = ["LocalLR", "analyse", "stable_radius"]
+
 
 @dataclass(frozen=True)
 class LocalLR:

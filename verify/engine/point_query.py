@@ -1,15 +1,12 @@
-"""One exact (point, property) query, as a worker of :mod:`robustprop.verify.runs.pool` runs it.
+"""One exact (point, property) query, as a worker of :mod:`robustprop.verify.run.pool` runs it.
 
-Linear negations (SR, LR, CR) go to :func:`robustprop.verify.engine.decide.decide`, which trusts a
-solver "sat"
-only after onnxruntime replay. SCR negations go through the chord refinement of
+Linear negations (SR, LR, CR) go to :func:`robustprop.verify.engine.decide.decide`, which trusts
+a solver's point only after onnxruntime replay. SCR negations go through the chord refinement of
 :mod:`robustprop.verify.engine.scr_encoding`, whose linear sub-queries use the same backends and
-the same replay.
-A query may carry a :class:`robustprop.verify.engine.bounds.Seed` (CROWN bounds of every layer over
-its box, from
-the bound stage): the backends then encode the network with those bounds
-(:func:`robustprop.verify.engine.bounds.seeded`), and SCR starts from the bound stage's margin
-bounds.
+the same replay. A query may carry a :class:`robustprop.verify.engine.bounds.Seed` (CROWN bounds
+of every layer over its box, from the bound stage): the backends then encode the network with
+those bounds (:func:`robustprop.verify.engine.bounds.seeded`), and SCR starts from the bound
+stage's margin bounds.
 """
 
 from __future__ import annotations
@@ -21,20 +18,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from robustprop.properties.spec import FloatArray, Negation
-from robustprop.verify.engine.backends.base import BackendName, get_backend
+from robustprop.verify.engine.backends.registry import choose_backend, get_backend
 from robustprop.verify.engine.bounds import Seed, seeded
 from robustprop.verify.engine.decide import decide
 from robustprop.verify.engine.lr_local import analyse
-from robustprop.verify.engine.network import Affine, Network
+from robustprop.verify.engine.network import Network
 from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.scr_encoding import ScrSettings, decide_scr
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 
-log = logging.getLogger(__name__)
+__all__ = ["PointDecider", "Query"]
 
-# ``auto`` picks Z3 (exact rationals) up to this many ReLU/Clip neurons, beyond it the
-# Marabou/MILP portfolio (or, for the plain strategy, Marabou alone).
-Z3_MAX_NEURONS = 48
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,26 +45,13 @@ class Query:
     g_bounds: tuple[FloatArray, FloatArray] | None = None
 
 
-def choose_backend(name: str, network: Network, *, plain: bool = False) -> BackendName:
-    """Resolve ``auto`` to a concrete backend for this network."""
-    if name != "auto":
-        return BackendName(name)
-    neurons = 0
-    width = network.n
-    for layer in network.layers:
-        if isinstance(layer, Affine):
-            width = layer.out_size
-        else:
-            neurons += width
-    if neurons <= Z3_MAX_NEURONS:
-        return BackendName.Z3
-    return BackendName.MARABOU if plain else BackendName.PORTFOLIO
-
-
 class PointDecider:
     """What a worker holds for many queries on one network."""
 
-    def __init__(self, network: Network, replayer: Replayer, backend: str) -> None:
+    def __init__(
+        self, network: Network, replayer: Replayer, backend: str, *, isolate: bool = False
+    ) -> None:
+        self.isolate = isolate  # each solver call in a child process killed on timeout
         self.network = network
         self.replayer = replayer
         self.backend = choose_backend(backend, network)
@@ -92,15 +74,15 @@ class PointDecider:
             self.replayer,
             backend=self.backend,
             timeout_s=timeout_s,
-            isolate=False,  # the pool already isolates this worker
+            isolate=self.isolate,  # False in a pool worker: the pool isolates the worker
         )
         elapsed = time.monotonic() - start
         n_queries = len(decision.queries)
-        if decision.status == "unsat":
+        if decision.status is Status.HOLDS:
             return Verdict(
                 Status.HOLDS, Stage.SOLVER, self.backend.value, elapsed, queries=n_queries
             )
-        if decision.status == "sat" and decision.replay is not None:
+        if decision.status is Status.VIOLATED and decision.replay is not None:
             return Verdict(
                 Status.VIOLATED,
                 Stage.SOLVER,
@@ -156,7 +138,7 @@ class PointDecider:
         y_lower, y_upper = network.interval_bounds(box.lower, box.upper)[-1]
         solver = get_backend(self.backend)
 
-        def solve(q: Negation, timeout_s: float) -> tuple[str, FloatArray | None, str]:
+        def solve(q: Negation, timeout_s: float) -> tuple[Status, FloatArray | None, str]:
             out = solver.solve(network, q, timeout_s)
             return out.status, out.x, out.reason
 
@@ -179,7 +161,7 @@ class PointDecider:
             g_bounds=query.g_bounds,
         )
         elapsed = time.monotonic() - start
-        if result.status == "violated" and result.x is not None:
+        if result.status is Status.VIOLATED and result.x is not None:
             replay = self.replayer.replay(result.x, negation)
             if replay.confirmed:
                 return Verdict(
@@ -193,7 +175,7 @@ class PointDecider:
                     queries=result.queries,
                     refinements=result.refinements,
                 )
-        if result.status == "holds":
+        if result.status is Status.HOLDS:
             stage = Stage.BOUNDS if result.queries == 0 else Stage.SOLVER
             return Verdict(
                 Status.HOLDS,

@@ -7,7 +7,8 @@ constraint answers UNKNOWN). With ``g_j = y_j − y_c`` and ``T = 1/η − 1`` t
 1. ``g`` lies in a box ``[l, u]`` (interval bounds of the outputs). If ``Σ exp(u_j) ≤ T`` the
    property holds (fast path).
 2. If some ``g_j > log T`` is reachable, that point alone violates the property: one linear
-   query ``g_j ≥ log T + τ`` per class; "unsat" for all lowers every ``u_j`` to ``log T + τ``.
+   query ``g_j ≥ log T + τ`` per class; ``HOLDS`` (unsat) for all lowers every ``u_j`` to
+   ``log T + τ``.
 3. A *cell* is a box in g-space. On a cell ``exp`` lies below its chord, so
    ``S ≤ Σ_j chord_j(g_j)``, a linear function of ``y``. The linear query
    "``g`` in the cell and ``Σ chord_j(g_j) ≥ T'``" (``T' = T(1 − 1e-9)``, a safety factor
@@ -35,6 +36,18 @@ import numpy as np
 import numpy.typing as npt
 
 from robustprop.properties.spec import Atom, Disjunct, Negation, SoftmaxBelow
+from robustprop.verify.engine.verdict import Status
+
+__all__ = [
+    "Confirm",
+    "Evaluate",
+    "ScrOutcome",
+    "ScrSettings",
+    "Solve",
+    "box_project",
+    "decide_scr",
+    "exp_chord",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -55,17 +68,19 @@ class ScrSettings:
 
 @dataclass(frozen=True)
 class ScrOutcome:
-    """``status`` is "holds", "violated" or "unknown"; ``x`` a candidate for "violated"."""
+    """The answer on the whole region; ``x`` a candidate for ``Status.VIOLATED``."""
 
-    status: str
+    status: Status
     x: FloatArray | None
     queries: int
     refinements: int
     reason: str
 
 
-Solve = Callable[[Negation, float], tuple[str, FloatArray | None, str]]
-"""``solve(negation, timeout_s) -> (status "sat"|"unsat"|"unknown", x or None, reason)``."""
+Solve = Callable[[Negation, float], tuple[Status, FloatArray | None, str]]
+"""``solve(negation, timeout_s) -> (status, x or None, reason)`` for a linear negation:
+``Status.VIOLATED`` with a candidate point (the solver's "sat"), ``Status.HOLDS`` (empty,
+"unsat") or ``Status.UNKNOWN``."""
 
 Confirm = Callable[[FloatArray, Negation], FloatArray | None]
 """``confirm(x, negation) -> y`` when ``x`` is a replay-confirmed witness of ``negation``."""
@@ -97,7 +112,7 @@ def decide_scr(
     """Decide an SCR negation (``negation.softmax`` set) on its single input box.
 
     ``y_lower``/``y_upper`` are sound bounds of the outputs over the box; ``deadline`` is a
-    ``time.monotonic()`` value after which the answer is "unknown". ``g_bounds`` (optional,
+    ``time.monotonic()`` value after which the answer is ``UNKNOWN``. ``g_bounds`` (optional,
     e.g. from :mod:`robustprop.verify.engine.bounds`) are sound bounds of the margins ``y_j − y_c``
     (``j ≠ c``,
     in class order), intersected with those derived from the output bounds.
@@ -118,7 +133,7 @@ def decide_scr(
 
     # 1. Fast path: the bounds alone prove it.
     if _log_sum_exp(hi) <= log_t + math.log1p(-_SAFETY):
-        return ScrOutcome("holds", None, 0, 0, "interval bounds")
+        return ScrOutcome(Status.HOLDS, None, 0, 0, "interval bounds")
 
     # 2. A single class beating log T is a counterexample on its own (with room to spare for
     # the witness margin: the replay asks for p_c < η − τ).
@@ -130,12 +145,12 @@ def decide_scr(
         query = _linear(negation, box, (atom,), f"g_{j} >= log T + tau")
         status, x, reason = solve(query, _left(deadline))
         queries += 1
-        if status == "sat" and x is not None:
+        if status is Status.VIOLATED and x is not None:
             if confirm(x, _as_softmax(negation, box)) is not None:
-                return ScrOutcome("violated", x, queries, 0, f"g_{j} beyond log T")
-            return ScrOutcome("unknown", None, queries, 0, "unconfirmed solver point")
-        if status != "unsat":
-            return ScrOutcome("unknown", None, queries, 0, reason or "solver undecided")
+                return ScrOutcome(Status.VIOLATED, x, queries, 0, f"g_{j} beyond log T")
+            return ScrOutcome(Status.UNKNOWN, None, queries, 0, "unconfirmed solver point")
+        if status is not Status.HOLDS:
+            return ScrOutcome(Status.UNKNOWN, None, queries, 0, reason or "solver undecided")
         hi[k] = cut
     lo = np.minimum(lo, hi)
 
@@ -147,9 +162,13 @@ def decide_scr(
     t_deep = soft.threshold_with_margin(negation.tau) * (1.0 + settings.deep)
     while cells:
         if time.monotonic() >= deadline:
-            return ScrOutcome("unknown", None, queries, refinements, "timeout during refinement")
+            return ScrOutcome(
+                Status.UNKNOWN, None, queries, refinements, "timeout during refinement"
+            )
         if queries >= settings.max_cells:
-            return ScrOutcome("unknown", None, queries, refinements, "refinement limit reached")
+            return ScrOutcome(
+                Status.UNKNOWN, None, queries, refinements, "refinement limit reached"
+            )
         a, b = cells.pop()
         if _log_sum_exp(b) <= math.log(t_safe):
             continue  # this cell cannot reach the threshold
@@ -157,12 +176,14 @@ def decide_scr(
             _cell_query(negation, box, others, c, a, b, t_safe), _left(deadline)
         )
         queries += 1
-        if status == "unsat":
+        if status is Status.HOLDS:
             continue
-        if status != "sat" or x is None:
-            return ScrOutcome("unknown", None, queries, refinements, reason or "solver undecided")
+        if status is not Status.VIOLATED or x is None:
+            return ScrOutcome(
+                Status.UNKNOWN, None, queries, refinements, reason or "solver undecided"
+            )
         if confirm(x, _as_softmax(negation, box)) is not None:
-            return ScrOutcome("violated", x, queries, refinements, "chord refinement")
+            return ScrOutcome(Status.VIOLATED, x, queries, refinements, "chord refinement")
         g_star = _g(evaluate(box_project(x, box)), others, c)
         if _log_sum_exp(g_star) >= log_t + math.log1p(-settings.tol):
             # The relaxation is tight at a boundary point: ask for a clear violation instead.
@@ -170,17 +191,17 @@ def decide_scr(
                 _cell_query(negation, box, others, c, a, b, t_deep), _left(deadline)
             )
             queries += 1
-            if status == "unsat":
+            if status is Status.HOLDS:
                 near_boundary += 1  # only violations within the tolerance can remain here
                 continue
-            if status != "sat" or x is None:
-                return ScrOutcome("unknown", None, queries, refinements, reason or "undecided")
+            if status is not Status.VIOLATED or x is None:
+                return ScrOutcome(Status.UNKNOWN, None, queries, refinements, reason or "undecided")
             if confirm(x, _as_softmax(negation, box)) is not None:
-                return ScrOutcome("violated", x, queries, refinements, "chord refinement")
+                return ScrOutcome(Status.VIOLATED, x, queries, refinements, "chord refinement")
             g_star = _g(evaluate(box_project(x, box)), others, c)
         split = _split_dim(a, b, g_star)
         if split is None:
-            return ScrOutcome("unknown", None, queries, refinements, "cell cannot be split")
+            return ScrOutcome(Status.UNKNOWN, None, queries, refinements, "cell cannot be split")
         k, at = split
         left_b, right_a = b.copy(), a.copy()
         left_b[k], right_a[k] = at, at
@@ -189,14 +210,14 @@ def decide_scr(
         refinements += 1
     if near_boundary:
         return ScrOutcome(
-            "unknown",
+            Status.UNKNOWN,
             None,
             queries,
             refinements,
             f"no violation beyond relative tolerance {settings.deep:g} of 1/eta - 1 exists, "
             "but points within it may",
         )
-    return ScrOutcome("holds", None, queries, refinements, "all chord cells closed")
+    return ScrOutcome(Status.HOLDS, None, queries, refinements, "all chord cells closed")
 
 
 def _left(deadline: float) -> float:

@@ -1,4 +1,5 @@
-"""Per-point results of exact verification: a verdict is data, not an exception."""
+"""The engine's one vocabulary of outcomes (:class:`Status`) and per-point verdicts: a verdict is
+data, not an exception."""
 
 from __future__ import annotations
 
@@ -9,12 +10,23 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+__all__ = ["Stage", "Status", "Verdict"]
+
 
 class Status(StrEnum):
-    """Outcome of deciding one (point, property) pair on its whole region."""
+    """Outcome of deciding a property on a region, at every level of the engine.
 
-    HOLDS = "holds"  # proved for every x in the region
-    VIOLATED = "violated"  # a witness, re-checked with onnxruntime, breaks the property
+    For a whole (point, property) pair (:class:`Verdict`) a violation carries a witness re-checked
+    with onnxruntime. For one solver query about the property's *negation* (a
+    :class:`~robustprop.verify.engine.backends.base.SolverOutcome`, a
+    :class:`~robustprop.verify.engine.decide.Decision`, a racer's report), ``HOLDS`` is the
+    solver's "unsat" (the negation is empty) and ``VIOLATED`` its "sat": the solver's point is
+    only a *candidate* until it is replayed through onnxruntime, which
+    :func:`~robustprop.verify.engine.decide.decide` does for every point.
+    """
+
+    HOLDS = "holds"  # proved for every x in the region (the negation is unsat)
+    VIOLATED = "violated"  # a point breaks the property (the negation is sat)
     UNKNOWN = "unknown"  # timeout, limit, or an unconfirmed solver answer
 
 

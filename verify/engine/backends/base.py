@@ -1,11 +1,14 @@
 """The backend contract: decide whether a piecewise-linear :class:`Negation` has a point.
 
-A backend answers ``sat`` with the solver's raw input point (not yet trusted: the caller replays
-it through onnxruntime, see :mod:`robustprop.verify.engine.replay`), ``unsat``, or ``unknown`` with
-a reason.
-Backends are named by :class:`BackendName`; :func:`get_backend` is the one registry. Solver
-packages are imported only inside the backend modules, lazily, so that a missing package is an
-InputError naming it, not an ImportError at start-up.
+A backend answers with a :class:`SolverOutcome` in the engine's one vocabulary
+(:class:`~robustprop.verify.engine.verdict.Status`): ``VIOLATED`` with the solver's raw input
+point (the solver's "sat"; a candidate, not yet trusted: the caller replays it through
+onnxruntime, see :mod:`robustprop.verify.engine.replay`), ``HOLDS`` (the solver's "unsat": the
+negation is empty), or ``UNKNOWN`` with a reason. Backends are named by :class:`BackendName`;
+the registry that builds them is :mod:`robustprop.verify.engine.backends.registry`. Solver
+packages are imported only inside the backends' functions (:func:`import_solver`), so that a
+missing package is an InputError naming it, not an ImportError at start-up. Also here: the
+query helpers every backend uses (:func:`check_query`, :func:`group_by_box`, :func:`query_box`).
 """
 
 from __future__ import annotations
@@ -15,27 +18,25 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 from types import ModuleType
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from robustprop.properties.errors import InputError, InternalError
 from robustprop.properties.spec import Disjunct, FloatArray, Negation
 from robustprop.verify.engine.network import Network
+from robustprop.verify.engine.verdict import Status
 
 __all__ = [
     "Backend",
     "BackendName",
     "SolverOutcome",
-    "Status",
+    "ceil_seconds",
     "check_query",
-    "get_backend",
     "group_by_box",
     "import_solver",
     "query_box",
 ]
-
-Status = Literal["sat", "unsat", "unknown"]
 
 
 class BackendName(StrEnum):
@@ -49,7 +50,8 @@ class BackendName(StrEnum):
 
 @dataclass(frozen=True, eq=False)
 class SolverOutcome:
-    """One solver answer. ``x`` (the raw input point, shape (n,)) is set only for ``sat``."""
+    """One solver answer about a negation. ``x`` (the raw input point, shape (n,)) is set only
+    for ``Status.VIOLATED`` (the solver's "sat"), and is a candidate until replayed."""
 
     status: Status
     x: FloatArray | None
@@ -64,30 +66,6 @@ class Backend(Protocol):
     def name(self) -> BackendName: ...
 
     def solve(self, network: Network, negation: Negation, timeout_s: float) -> SolverOutcome: ...
-
-
-def get_backend(name: BackendName | str) -> Backend:
-    """The backend registered under ``name`` (InputError for an unknown name)."""
-    try:
-        key = BackendName(name)
-    except ValueError as err:
-        choices = ", ".join(b.value for b in BackendName)
-        raise InputError(f"unknown backend {name!r} (choose from {choices})") from err
-    if key is BackendName.MARABOU:
-        from robustprop.verify.engine.backends.marabou import MarabouBackend
-
-        return MarabouBackend()
-    if key is BackendName.MILP:
-        from robustprop.verify.engine.backends.milp import MilpBackend
-
-        return MilpBackend()
-    if key is BackendName.PORTFOLIO:
-        from robustprop.verify.engine.portfolio import PortfolioBackend
-
-        return PortfolioBackend()
-    from robustprop.verify.engine.backends.z3_backend import Z3Backend
-
-    return Z3Backend()
 
 
 def import_solver(module: str, package: str) -> ModuleType:

@@ -15,7 +15,7 @@ Encoding of one query (all disjuncts share one input box):
 Every variable carries interval bounds (with outward slack) from
 :meth:`robustprop.verify.engine.network.Network.interval_bounds`. A negation whose disjuncts have
 different boxes is
-solved as one query per box, in order, stopping at the first ``sat``.
+solved as one query per box, in order, stopping at the first point (``Status.VIOLATED``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from robustprop.properties.spec import Atom, FloatArray, Negation
 from robustprop.verify.engine.backends.base import (
     BackendName,
     SolverOutcome,
-    Status,
     ceil_seconds,
     check_query,
     group_by_box,
@@ -44,6 +43,7 @@ from robustprop.verify.engine.backends.base import (
     query_box,
 )
 from robustprop.verify.engine.network import Affine, Network, Relu
+from robustprop.verify.engine.verdict import Status
 
 __all__ = ["MarabouBackend", "MarabouQuery", "encode"]
 
@@ -245,21 +245,21 @@ class MarabouBackend:
                 reasons.append("time limit reached before all input boxes were tried")
                 break
             status, x, reason = self._solve_group(core, network, group, remaining)
-            if status == "sat":
-                return SolverOutcome("sat", x, reason, time.monotonic() - start)
-            if status == "unknown":
+            if status is Status.VIOLATED:
+                return SolverOutcome(Status.VIOLATED, x, reason, time.monotonic() - start)
+            if status is Status.UNKNOWN:
                 reasons.append(reason)
         elapsed = time.monotonic() - start
         if reasons:
-            return SolverOutcome("unknown", None, "; ".join(reasons), elapsed)
-        return SolverOutcome("unsat", None, "marabou: unsat", elapsed)
+            return SolverOutcome(Status.UNKNOWN, None, "; ".join(reasons), elapsed)
+        return SolverOutcome(Status.HOLDS, None, "marabou: unsat", elapsed)
 
     def _solve_group(
         self, core: Any, network: Network, group: Negation, timeout_s: float
     ) -> tuple[Status, FloatArray | None, str]:
         query = encode(network, group)
         if query is None:
-            return "unsat", None, "empty input box"
+            return Status.HOLDS, None, "empty input box"
         ipq = _input_query(core, query)
         options = core.Options()
         options._timeoutInSeconds = ceil_seconds(timeout_s)
@@ -280,10 +280,10 @@ class MarabouBackend:
         code = str(exit_code)
         if code == "sat":
             x = np.array([values[v] for v in query.inputs], dtype=np.float64)
-            return "sat", x, "marabou: sat"
+            return Status.VIOLATED, x, "marabou: sat"
         if code == "unsat":
-            return "unsat", None, "marabou: unsat"
-        return "unknown", None, f"marabou: {code or 'no answer'}"
+            return Status.HOLDS, None, "marabou: unsat"
+        return Status.UNKNOWN, None, f"marabou: {code or 'no answer'}"
 
 
 @contextlib.contextmanager

@@ -11,7 +11,8 @@ Encoding of one query (disjuncts sharing one input box), exact for the IR:
 - LR distance: ``d`` in ``[0, ε]`` with ``±(x_i − x̂_i) ≤ d``;
 - each disjunct is one MILP: its atoms as rows ``Σ c_j y_j + k·d ≥ rhs`` and, for a single atom,
   the objective "maximise the atom" (guides the search towards violations). HiGHS stops at the
-  first feasible point (``mip_max_improving_sols = 1``): sat; infeasible: unsat. Primal
+  first feasible point (``mip_max_improving_sols = 1``): ``Status.VIOLATED`` (the solver's
+  "sat"); infeasible: ``Status.HOLDS`` ("unsat"). Primal
   heuristics and presolve are off (see ``_OPTIONS``).
 
 The bounds ``[l, u]`` are the tightest available: ``network.interval_bounds`` (which a
@@ -40,12 +41,13 @@ from robustprop.properties.spec import Disjunct, FloatArray, Negation
 from robustprop.verify.engine.backends.base import (
     BackendName,
     SolverOutcome,
-    Status,
     check_query,
     import_solver,
     query_box,
 )
+from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Affine, Network, Relu
+from robustprop.verify.engine.verdict import Status
 
 __all__ = ["MilpBackend", "MilpModel", "MilpSession", "encode_network"]
 
@@ -101,8 +103,6 @@ def _layer_bounds(
     seed = getattr(network, "seed", None)
     if seed is not None and seed.covers(lower, upper):
         return base
-    from robustprop.verify.engine.crown import Crown
-
     crown = Crown(network)
     lb = crown.layer_bounds(crown.tensor(lower[None, :]), crown.tensor(upper[None, :]))
     out = []
@@ -254,22 +254,22 @@ class MilpBackend:
             remaining = timeout_s - (time.monotonic() - start)
             if remaining <= 0:
                 return SolverOutcome(
-                    "unknown",
+                    Status.UNKNOWN,
                     None,
                     "milp: time limit reached before every disjunct was tried",
                     time.monotonic() - start,
                 )
             status, x, reason = session.solve(k, remaining)
-            if status != "unsat":
+            if status is not Status.HOLDS:
                 return SolverOutcome(status, x, reason, time.monotonic() - start)
-        return SolverOutcome("unsat", None, "milp: unsat", time.monotonic() - start)
+        return SolverOutcome(Status.HOLDS, None, "milp: unsat", time.monotonic() - start)
 
 
 class MilpSession:
     """One MILP per disjunct of a negation, the network encoded once per input box.
 
     :meth:`order` lists the disjuncts most violated at their box center first (the likeliest
-    to be sat); :meth:`solve` decides one of them.
+    to have a point); :meth:`solve` decides one of them.
     """
 
     def __init__(self, network: Network, negation: Negation) -> None:
@@ -306,7 +306,7 @@ class MilpSession:
             self._encoded[key] = encode_network(self.network, group)
         encoded = self._encoded[key]
         if encoded is None:
-            return "unsat", None, "milp: empty input box"
+            return Status.HOLDS, None, "milp: empty input box"
         model, outputs = encoded
         return _solve_disjunct(self._highspy, model, outputs, d, timeout_s)
 
@@ -332,7 +332,7 @@ def _solve_disjunct(
         terms = {v: c for v, c in terms.items() if c != 0.0}
         if not terms:
             if rhs > 0.0:
-                return "unsat", None, "milp: an atom without variables never holds"
+                return Status.HOLDS, None, "milp: an atom without variables never holds"
             continue
         index = np.fromiter(terms.keys(), dtype=np.int64)
         value = np.fromiter(terms.values(), dtype=np.float64)
@@ -350,13 +350,13 @@ def _solve_disjunct(
     info = h.getInfo()
     if info.primal_solution_status == 2:  # a feasible point
         values = np.asarray(h.getSolution().col_value, dtype=np.float64)
-        return "sat", values[model.inputs], "milp: sat"
+        return Status.VIOLATED, values[model.inputs], "milp: sat"
     if status in (
         highspy.HighsModelStatus.kInfeasible,
         highspy.HighsModelStatus.kUnboundedOrInfeasible,
     ):
-        return "unsat", None, "milp: unsat"
-    return "unknown", None, f"milp: {h.modelStatusToString(status)}"
+        return Status.HOLDS, None, "milp: unsat"
+    return Status.UNKNOWN, None, f"milp: {h.modelStatusToString(status)}"
 
 
 @contextlib.contextmanager

@@ -2,15 +2,16 @@
 
 They are complementary (measured on 784→100→10 and 784→512→10-like networks: HiGHS proves
 "unsat" where Marabou times out, Marabou finds "sat" points many times faster), so both start
-at once, each in its own forked process, and the first *definitive* answer wins: ``unsat``, or
-``sat`` with a point that really lies in the negation when the float64 IR is evaluated there
-(projected into the box). The loser is killed at once. A racer whose point fails that check, or
-that answers ``unknown``, is ignored while the other still runs. The caller
+at once, each in its own forked process, and the first *definitive* answer wins: ``HOLDS``
+(the negation is unsat), or ``VIOLATED`` with a point that really lies in the negation when the
+float64 IR is evaluated there (projected into the box). The loser is killed at once. A racer
+whose point fails that check, or that answers ``UNKNOWN``, is ignored while the other still
+runs. The caller
 (:func:`robustprop.verify.engine.decide.decide`) still replays every point through onnxruntime.
 
 Two cores, one query. With a single disjunct, Marabou and the MILP simply race with the full
 time limit. With several (CR's classes, SR's and LR's outputs and signs), the MILP decides one
-disjunct at a time, and unsat needs every one: there the first racer runs Marabou on the whole
+disjunct at a time, and ``HOLDS`` needs every one: there the first racer runs Marabou on the whole
 negation for a short share (:data:`MARABOU_SHARE`, its chance to find a point quickly), then
 both racers take disjuncts from one shared queue (a pipe of indices, most violated at the center
 first) and decide them with the MILP. Measured on the ``benchmarks/verify_speed.py`` queries
@@ -42,18 +43,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from robustprop.properties.spec import FloatArray, Negation
 from robustprop.verify.engine.backends.base import (
     BackendName,
     SolverOutcome,
-    Status,
     check_query,
-    get_backend,
     import_solver,
     query_box,
 )
+from robustprop.verify.engine.backends.marabou import MarabouBackend
+from robustprop.verify.engine.backends.milp import MilpSession
+from robustprop.verify.engine.bounds import Seed, seeded
+from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Network
+from robustprop.verify.engine.verdict import Status
 
 __all__ = ["MARABOU_SHARE", "PortfolioBackend", "race", "valid_point"]
 
@@ -100,8 +105,6 @@ class PortfolioBackend:
             ]
             queue = None
         else:
-            from robustprop.verify.engine.backends.milp import MilpSession
-
             queue = _queue(MilpSession(network, negation).order())
             share = min(timeout_s, max(1.0, MARABOU_SHARE * timeout_s))
             jobs = [
@@ -125,11 +128,13 @@ class PortfolioBackend:
         # No definitive answer: hand on an unconfirmed point (the caller's replay and margin
         # retry deal with it), else unknown with every racer's reason.
         for r in reports:
-            if r is not None and r.status == "sat":
-                return SolverOutcome("sat", r.x, f"portfolio: {r.racer}: {r.reason}", elapsed)
+            if r is not None and r.status is Status.VIOLATED:
+                return SolverOutcome(
+                    Status.VIOLATED, r.x, f"portfolio: {r.racer}: {r.reason}", elapsed
+                )
         reasons = [f"{r.racer}: {r.reason}" for r in reports if r is not None]
         return SolverOutcome(
-            "unknown", None, "portfolio: " + ("; ".join(reasons) or "no answer"), elapsed
+            Status.UNKNOWN, None, "portfolio: " + ("; ".join(reasons) or "no answer"), elapsed
         )
 
 
@@ -141,14 +146,14 @@ def _verdict(
     for r in reports:
         if r is None:
             continue
-        if r.status == "sat" and r.x is not None and valid_point(network, negation, r.x):
-            return "sat", r.x, f"{r.racer} first: {r.reason}"
-        if r.status == "unsat" and r.whole:
-            return "unsat", None, f"{r.racer} first: {r.reason}"
+        if r.status is Status.VIOLATED and r.x is not None and valid_point(network, negation, r.x):
+            return Status.VIOLATED, r.x, f"{r.racer} first: {r.reason}"
+        if r.status is Status.HOLDS and r.whole:
+            return Status.HOLDS, None, f"{r.racer} first: {r.reason}"
         proved.update(r.proved)
     if len(proved) == len(negation.disjuncts):
         racers = sorted({r.racer for r in reports if r is not None and r.proved})
-        return "unsat", None, f"every disjunct unsat ({', '.join(racers)})"
+        return Status.HOLDS, None, f"every disjunct unsat ({', '.join(racers)})"
     return None
 
 
@@ -156,7 +161,7 @@ def _verdict(
 
 
 def _marabou(network: Network, negation: Negation, timeout_s: float) -> Report:
-    out = get_backend(BackendName.MARABOU).solve(network, negation, timeout_s)
+    out = MarabouBackend().solve(network, negation, timeout_s)
     return Report(out.status, out.x, out.reason, "marabou", whole=True)
 
 
@@ -165,8 +170,10 @@ def _marabou_then_milp(
 ) -> Report:
     start = time.monotonic()
     first = _marabou(network, negation, share_s)
-    if first.status == "unsat" or (
-        first.status == "sat" and first.x is not None and valid_point(network, negation, first.x)
+    if first.status is Status.HOLDS or (
+        first.status is Status.VIOLATED
+        and first.x is not None
+        and valid_point(network, negation, first.x)
     ):
         return first
     return _milp(network, negation, queue, timeout_s - (time.monotonic() - start))
@@ -174,8 +181,6 @@ def _marabou_then_milp(
 
 def _milp(network: Network, negation: Negation, queue: int | None, timeout_s: float) -> Report:
     """MILP on the disjuncts it takes from ``queue`` (all of them, in order, if ``None``)."""
-    from robustprop.verify.engine.backends.milp import MilpSession
-
     start = time.monotonic()
     session = MilpSession(network, negation)
     order = iter(session.order()) if queue is None else None
@@ -184,7 +189,7 @@ def _milp(network: Network, negation: Negation, queue: int | None, timeout_s: fl
         k = next(order, None) if order is not None else _take(queue)
         if k is None:
             return Report(
-                "unsat",
+                Status.HOLDS,
                 None,
                 f"milp: {len(proved)} disjunct(s) unsat",
                 "milp",
@@ -193,9 +198,11 @@ def _milp(network: Network, negation: Negation, queue: int | None, timeout_s: fl
             )
         left = timeout_s - (time.monotonic() - start)
         if left <= 0:
-            return Report("unknown", None, "milp: time limit reached", "milp", proved=tuple(proved))
+            return Report(
+                Status.UNKNOWN, None, "milp: time limit reached", "milp", proved=tuple(proved)
+            )
         status, x, reason = session.solve(k, left)
-        if status != "unsat":
+        if status is not Status.HOLDS:
             return Report(status, x, reason, "milp", proved=tuple(proved))
         proved.append(k)
 
@@ -216,16 +223,10 @@ def _take(queue: int | None) -> int | None:
 
 
 def _with_seed(network: Network, negation: Negation) -> Network:
-    from robustprop.verify.engine.bounds import Seed, seeded
-
     lower, upper = query_box(negation)
     seed = getattr(network, "seed", None)
     if np.any(lower > upper) or (seed is not None and seed.covers(lower, upper)):
         return network
-    import torch
-
-    from robustprop.verify.engine.crown import Crown
-
     crown = Crown(network)
     with torch.no_grad():
         bounds = crown.layer_bounds(crown.tensor(lower[None, :]), crown.tensor(upper[None, :]))
@@ -314,7 +315,7 @@ def _fork(fn: Callable[..., Any], args: tuple[object, ...]) -> tuple[int, int]:
                 os.dup2(2, 1)  # solver prints never reach stdout
             try:
                 message: tuple[str, object] = ("ok", fn(*args))
-            except BaseException as err:  # anything becomes an "unknown" in the parent
+            except BaseException as err:  # anything becomes an UNKNOWN in the parent
                 message = ("error", f"{type(err).__name__}: {err}")
             data = pickle.dumps(message)
             view = memoryview(data)

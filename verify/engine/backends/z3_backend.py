@@ -31,6 +31,7 @@ from robustprop.verify.engine.backends.base import (
     query_box,
 )
 from robustprop.verify.engine.network import Affine, Network, Relu
+from robustprop.verify.engine.verdict import Status
 
 __all__ = ["Z3Backend", "build_solver"]
 
@@ -128,7 +129,7 @@ class Z3Backend:
         start = time.monotonic()
         built = build_solver(z3, network, negation)
         if built is None:
-            return SolverOutcome("unsat", None, "empty input box", time.monotonic() - start)
+            return SolverOutcome(Status.HOLDS, None, "empty input box", time.monotonic() - start)
         s, xs = built
         remaining_ms = max(1, int(1000 * (timeout_s - (time.monotonic() - start))))
         s.set("timeout", remaining_ms)
@@ -140,7 +141,9 @@ class Z3Backend:
                 [float(model.eval(xi, model_completion=True).as_fraction()) for xi in xs],
                 dtype=np.float64,
             )
-            return SolverOutcome("sat", x, "z3: sat", elapsed)
+            return SolverOutcome(Status.VIOLATED, x, "z3: sat", elapsed)
         if result == z3.unsat:
-            return SolverOutcome("unsat", None, "z3: unsat", elapsed)
-        return SolverOutcome("unknown", None, f"z3: {s.reason_unknown() or 'unknown'}", elapsed)
+            return SolverOutcome(Status.HOLDS, None, "z3: unsat", elapsed)
+        return SolverOutcome(
+            Status.UNKNOWN, None, f"z3: {s.reason_unknown() or 'unknown'}", elapsed
+        )
