@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import onnx
 import onnxruntime as ort
 import pytest
@@ -12,7 +13,11 @@ import torch
 from click.testing import CliRunner, Result
 
 from robustprop.export.metadata import read_metadata
-from robustprop.training.data import load_dataset
+from robustprop.properties import PROPERTIES
+from robustprop.properties.base import REFERENCES
+from robustprop.training.config import REGIMES
+from robustprop.training.data import DATASET_NAMES, load_dataset
+from robustprop.training.models import ARCHITECTURES
 from robustprop.training.state import load_training_state
 from robustprop.verify.cli.main import cli
 
@@ -133,7 +138,10 @@ def test_resume_from_the_cli(tmp_path: Path) -> None:
         (["--delta", "5"], "--delta: property parameters need --regime constraint"),
         (["--sampler", "pgd"], "regime baseline takes no sampler"),
         (["--regime", "augment", "--sampler", "pgd"], "samples with uniform or fgsm"),
-        (["--regime", "constraint", "--property", "sr", "--reference", "x"], "reference must"),
+        (
+            ["--regime", "constraint", "--property", "sr", "--reference", "x"],
+            "unknown reference 'x'",
+        ),
         (["--epochs", "0"], "epochs must be an integer >= 1"),
         (["--lr", "-1"], "lr must be > 0"),
         (["--pgd-steps", "-1"], "PGD steps must be >= 0"),
@@ -150,6 +158,24 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], messag
     assert result.stderr.startswith("error: ") and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("regime", tuple(REGIMES)),
+        ("prop_name", tuple(PROPERTIES)),
+        ("sampler", ("uniform", "fgsm", "pgd")),
+        ("arch", tuple(ARCHITECTURES)),
+        ("reference", REFERENCES),
+        ("dataset", (*DATASET_NAMES, "")),  # and file names (the empty file item)
+    ],
+)
+def test_options_complete_from_the_library_tables(option: str, expected: tuple[str, ...]) -> None:
+    train = cli.commands["train"]
+    param = next(p for p in train.params if p.name == option)
+    items = param.shell_complete(click.Context(train), "")
+    assert tuple(item.value for item in items) == expected
 
 
 def test_missing_files_exit_2(tmp_path: Path) -> None:

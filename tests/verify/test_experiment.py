@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from click.testing import CliRunner, Result
 
 from robustprop.verify.cli.main import cli
 from robustprop.verify.experiment.grid import REGIMES
+from robustprop.verify.experiment.measure import Measure, measure_all, read_cache
 
 
 def _quick(tmp: Path, *extra: str) -> Result:
@@ -101,6 +103,25 @@ def test_bad_input_exits_2_naming_the_value(tmp_path: Path, args: list[str], cul
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--epochs", "5"], ["--epochs"]),
+        (["--datasets", "gtsrb", "--points", "3"], ["--datasets", "--points"]),
+        (["--epochs", "100", "--device", "cpu"], ["--epochs", "--device"]),  # even the defaults
+    ],
+)
+def test_quick_refuses_the_flags_it_would_ignore(
+    tmp_path: Path, extra: list[str], named: list[str]
+) -> None:
+    result = _quick(tmp_path, *extra)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: --quick") and len(result.stderr.splitlines()) == 1
+    assert all(flag in result.stderr for flag in named)
+    assert "--work-dir" not in result.stderr and "--out" not in result.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "work").exists()
+
+
 def test_out_must_be_a_folder(tmp_path: Path) -> None:
     target = tmp_path / "file"
     target.write_text("keep")
@@ -111,10 +132,6 @@ def test_out_must_be_a_folder(tmp_path: Path) -> None:
 
 def test_an_interrupted_measurement_run_keeps_what_it_finished(tmp_path: Path) -> None:
     """Each measurement is cached when done: a stop after two keeps those two."""
-    import shutil
-
-    from robustprop.verify.experiment.measure import Measure, measure_all, read_cache
-
     golden = Path(__file__).parent / "golden"
     net = tmp_path / "golden.onnx"
     shutil.copy(golden / "golden.onnx", net)

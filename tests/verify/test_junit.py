@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from robustprop.properties.errors import InputError
 from robustprop.verify.cli.main import cli
+from robustprop.verify.cli.run import command as run_command
 from robustprop.verify.report.junit import write_junit
 from tests.verify.test_report_inputs import GOLDEN, RealRuns, load, real_runs
 
@@ -117,8 +118,6 @@ def test_not_a_run_document_is_an_input_error(tmp_path: Path) -> None:
 
 def test_verify_run_junit_matches_its_json(real_runs: RealRuns, tmp_path: Path) -> None:
     """The run command's --junit goes through write_junit with its own documents."""
-    from robustprop.verify.cli.run import command as run_command
-
     if not any("--junit" in p.opts for p in run_command.params):
         pytest.skip("verify run has no --junit yet")
     json_out, xml_out = tmp_path / "r.json", tmp_path / "r.xml"

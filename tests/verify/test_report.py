@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,8 +14,10 @@ from click.testing import CliRunner, Result
 from matplotlib.image import imread
 
 from robustprop.verify.cli.main import cli
+from robustprop.verify.report import plots
+from robustprop.verify.report.load import _unique_tails, load_runs
+from robustprop.verify.report.model import sections
 from robustprop.verify.report.plots import series
-from robustprop.verify.report.render import _unique_tails, load_runs, sections
 from tests.verify.test_report_inputs import RealRuns, load, real_runs
 
 __all__ = ["real_runs"]  # the session fixture, imported so pytest sees it here
@@ -34,8 +38,6 @@ def assert_png(path: Path) -> None:
 
 
 def markdown_images(text: str) -> list[str]:
-    import re
-
     return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
 
 
@@ -135,8 +137,6 @@ def test_rerun_replaces_report_and_figures(real_runs: RealRuns, tmp_path: Path) 
 
 
 def test_report_junit_option(real_runs: RealRuns, tmp_path: Path) -> None:
-    import xml.etree.ElementTree as ET
-
     xml = tmp_path / "j.xml"
     result = report(real_runs.sweep, "-o", tmp_path / "r.md", "--junit", xml)
     assert result.exit_code == 0, result.output
@@ -210,8 +210,6 @@ def test_network_labels_are_the_shortest_distinct_tails() -> None:
 def test_failure_midway_leaves_the_previous_report(
     real_runs: RealRuns, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import robustprop.verify.report.plots
-
     out = tmp_path / "r.md"
     assert report(real_runs.lr19_a, "-o", out).exit_code == 0
     before = out.read_text(), (tmp_path / "r_files" / "01-lr-networks.png").read_bytes()
@@ -220,7 +218,7 @@ def test_failure_midway_leaves_the_previous_report(
         path.write_bytes(b"half a figure")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(robustprop.verify.report.plots, "bar_plot", broken)
+    monkeypatch.setattr(plots, "bar_plot", broken)
     result = report(real_runs.lr19_a, real_runs.lr19_b, "-o", out)
     assert result.exit_code == 3 and "disk full" in result.stderr
     after = out.read_text(), (tmp_path / "r_files" / "01-lr-networks.png").read_bytes()

@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from robustprop.verify.cli.main import cli
+from robustprop.verify.cli.run import command as run_command
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -44,8 +45,6 @@ _CACHE: dict[Path, RealRuns] = {}
 
 def run_cli(*args: str | Path) -> None:
     """``verify run`` in-process with the options every fixture run shares."""
-    from robustprop.verify.cli.run import command as run_command
-
     extra = ["--no-progress", "--samples", "50", "--data", str(GOLDEN / "golden.npz")]
     if any("--no-cache" in p.opts for p in run_command.params):
         extra.append("--no-cache")  # keep the resumable store out of these files

@@ -6,11 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from robustprop.properties import Domain, make_property
 from robustprop.properties.errors import InputError
+from robustprop.verify.cli.main import cli
 from robustprop.verify.formats.vnnlib import parse_vnnlib
 from robustprop.verify.formats.vnnlib_write import vnnlib_text, write_vnnlib
+from robustprop.verify.run.vnnlib_check import check_vnnlib
 
 NET = Path(__file__).parent / "golden" / "golden.onnx"
 CENTER = np.array([0.8, 0.2])
@@ -31,8 +34,6 @@ def test_round_trip(name: str, params: dict[str, float]) -> None:
 
 
 def test_exported_file_is_decided_like_the_run(tmp_path: Path) -> None:
-    from robustprop.verify.runs.vnnlib_check import check_vnnlib
-
     spec = tmp_path / "cr.vnnlib"
     write_vnnlib(make_property("cr", eps=0.35).negation(CENTER, Y, 0, Domain()), spec)
     assert check_vnnlib(NET, spec, timeout_s=20, isolate=False).status == "sat"
@@ -47,11 +48,6 @@ def test_non_linear_queries_are_refused_with_a_reason(name: str) -> None:
 
 
 def test_verify_run_exports_vnnlib_instances(tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from robustprop.verify.cli.main import cli
-    from robustprop.verify.runs.vnnlib_check import check_vnnlib
-
     data = Path(__file__).parent / "golden" / "golden.npz"
     out = tmp_path / "vnnlib"
     args = ["run", "--property", "cr", "--eps", "0.35", "--net", str(NET), "--data", str(data)]
@@ -65,10 +61,6 @@ def test_verify_run_exports_vnnlib_instances(tmp_path: Path) -> None:
 
 
 def test_verify_run_refuses_vnnlib_export_for_lr(tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from robustprop.verify.cli.main import cli
-
     args = ["run", "--property", "lr", "--net", str(NET), "--export-vnnlib", str(tmp_path / "v")]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2 and "no VNN-LIB 1.0 form" in result.output

@@ -5,10 +5,26 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import Final
 
 import click
+from click.core import ParameterSource
 
+from robustprop.properties import PROPERTIES
 from robustprop.properties.errors import InputError
+from robustprop.training.data import DATASET_NAMES
+from robustprop.verify.cli.param_types import CommaSeparated
+from robustprop.verify.experiment.grid import GridConfig
+from robustprop.verify.experiment.pipeline import ExperimentConfig, run_experiment, train_grid
+from robustprop.verify.experiment.pipeline import quick as quick_config
+
+__all__ = ["command"]
+
+#: The full run's settings: the defaults of the options below.
+_FULL: Final = ExperimentConfig()
+
+#: The parameters ``--quick`` reads; every other one given with it would be ignored.
+_QUICK_READS: Final = frozenset({"out", "work_dir", "data_dir", "quick", "train_only"})
 
 
 def _floats(flag: str, text: str) -> tuple[float, ...]:
@@ -31,19 +47,39 @@ def _names(flag: str, text: str, valid: tuple[str, ...]) -> tuple[str, ...]:
     return names
 
 
+def _listed(values: tuple[float, ...] | tuple[str, ...]) -> str:
+    return ",".join(f"{v:g}" if isinstance(v, float) else v for v in values)
+
+
+def _refuse_ignored_by_quick(ctx: click.Context) -> None:
+    """``--quick`` sets every size itself: refuse flags it would silently ignore."""
+    ignored = [
+        max(param.opts, key=len)
+        for param in ctx.command.params
+        if param.name is not None
+        and param.name not in _QUICK_READS
+        and ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE
+    ]
+    if ignored:
+        raise InputError(
+            f"--quick sets its own sizes and would ignore {', '.join(ignored)}; "
+            "drop them or drop --quick"
+        )
+
+
 @click.command("experiment")
 @click.option(
     "-o",
     "--out",
     type=click.Path(path_type=Path, dir_okay=True, file_okay=False),
-    default=Path("results"),
+    default=_FULL.out,
     show_default=True,
     help="Folder for the report.",
 )
 @click.option(
     "--work-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    default=Path("runs/experiment"),
+    default=_FULL.grid.work_dir,
     show_default=True,
     help="Trained networks and cached measurements (reused by later runs).",
 )
@@ -56,11 +92,30 @@ def _names(flag: str, text: str, valid: tuple[str, ...]) -> tuple[str, ...]:
 @click.option(
     "--quick",
     is_flag=True,
-    help="Toy size (1 epoch on 256 rows, a few points): the whole pipeline in ~1 min.",
+    help="Toy size (1 epoch on 256 rows, a few points): the whole pipeline in ~1 min; "
+    "refuses the size flags below.",
 )
-@click.option("--datasets", default="fashion-mnist,gtsrb", show_default=True)
-@click.option("--epochs", type=int, default=100, show_default=True, help="Paper: 100.")
-@click.option("--lr", type=float, default=1e-4, show_default=True, help="Paper: 1e-4.")
+@click.option(
+    "--datasets",
+    type=CommaSeparated(DATASET_NAMES),
+    default=_listed(_FULL.datasets),
+    show_default=True,
+    help="Datasets to train and measure, comma-separated.",
+)
+@click.option(
+    "--epochs",
+    type=int,
+    default=_FULL.grid.epochs,
+    show_default=True,
+    help="Training epochs (paper: 100).",
+)
+@click.option(
+    "--lr",
+    type=float,
+    default=_FULL.grid.lr,
+    show_default=True,
+    help="Adam learning rate (paper: 1e-4).",
+)
 @click.option(
     "--train-limit",
     type=int,
@@ -69,7 +124,8 @@ def _names(flag: str, text: str, valid: tuple[str, ...]) -> tuple[str, ...]:
 )
 @click.option(
     "--bigger",
-    default="fashion-mnist",
+    type=CommaSeparated(DATASET_NAMES),
+    default=_listed(_FULL.bigger),
     show_default=True,
     help="Datasets that also get the bigger-network regimes ('' for none).",
 )
@@ -77,32 +133,72 @@ def _names(flag: str, text: str, valid: tuple[str, ...]) -> tuple[str, ...]:
     "--points",
     "curve_points",
     type=int,
-    default=500,
+    default=_FULL.curve_points,
     show_default=True,
     help="Test points for the security/accuracy curves.",
 )
-@click.option("--eps", "curve_eps", default="0.01,0.025,0.05,0.075,0.1", show_default=True)
+@click.option(
+    "--eps",
+    "curve_eps",
+    default=_listed(_FULL.curve_eps),
+    show_default=True,
+    help="ε values of the security/accuracy curves, comma-separated.",
+)
 @click.option(
     "--samples",
     type=int,
-    default=200,
+    default=_FULL.samples,
     show_default=True,
     help="Uniform samples per point for constraint accuracy.",
 )
-@click.option("--cert-points", type=int, default=100, show_default=True)
-@click.option("--cert-eps", default="0.01,0.03", show_default=True)
-@click.option("--cert-props", default="cr,sr,scr,lr", show_default=True)
 @click.option(
-    "--timeout", type=float, default=10.0, show_default=True, help="Seconds per exact query."
+    "--cert-points",
+    type=int,
+    default=_FULL.cert_points,
+    show_default=True,
+    help="Test points whose satisfaction is decided exactly.",
 )
-@click.option("--device", default="cpu", show_default=True, help="Training device.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--cert-eps",
+    default=_listed(_FULL.cert_eps),
+    show_default=True,
+    help="ε values of the certified satisfaction, comma-separated.",
+)
+@click.option(
+    "--cert-props",
+    type=CommaSeparated(PROPERTIES),
+    default=_listed(_FULL.cert_props),
+    show_default=True,
+    help="Properties whose satisfaction is decided, comma-separated.",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=_FULL.timeout_s,
+    show_default=True,
+    help="Seconds per exact query.",
+)
+@click.option(
+    "--device",
+    default=_FULL.grid.device,
+    show_default=True,
+    help="Training device: auto, cpu or cuda[:N].",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=_FULL.grid.seed,
+    show_default=True,
+    help="Seed of training (initialisation, order, samples).",
+)
 @click.option(
     "--train-only",
     is_flag=True,
     help="Train (or resume) the grid's networks under --work-dir and stop: no measurements.",
 )
+@click.pass_context
 def command(
+    ctx: click.Context,
     out: Path,
     work_dir: Path,
     data_dir: Path | None,
@@ -130,12 +226,8 @@ def command(
     Networks and measurements are cached under --work-dir: a rerun measures only what is
     missing. Defaults are the paper's training preset (100 epochs, lr 1e-4).
     """
-    from robustprop.properties import PROPERTIES
-    from robustprop.training.data import DATASET_NAMES
-    from robustprop.verify.experiment.grid import GridConfig
-    from robustprop.verify.experiment.pipeline import ExperimentConfig, run_experiment, train_grid
-    from robustprop.verify.experiment.pipeline import quick as quick_config
-
+    if quick:
+        _refuse_ignored_by_quick(ctx)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a directory (--out)")
     if quick:

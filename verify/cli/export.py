@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Final
 
 import click
 
+from robustprop.export.onnx_export import export_onnx
 from robustprop.properties.errors import InputError
+from robustprop.training.checkpoint import load_checkpoint
+from robustprop.training.data import DATASET_NAMES, load_dataset
+from robustprop.verify.cli.param_types import NameOrFile
+from robustprop.verify.experiment.train_job import PARITY_POINTS
 
-PARITY_POINTS: Final = 256
+__all__ = ["command"]
 
 
 @click.command("export")
@@ -24,6 +28,7 @@ PARITY_POINTS: Final = 256
 )
 @click.option(
     "--dataset",
+    type=NameOrFile(DATASET_NAMES, ".npz"),
     default=None,
     help="Dataset whose test split feeds the parity check (default: the checkpoint's).",
 )
@@ -39,11 +44,6 @@ def command(checkpoint: Path, output: Path, dataset: str | None, data_dir: Path 
     Under onnxruntime the ONNX model must match the torch model on the first 256 test points
     of the dataset: max abs difference <= 1e-5 * max(1, largest |score|).
     """
-    # Imported here so that `verify --help` does not pay for torch, onnx and onnxruntime.
-    from robustprop.export.onnx_export import export_onnx
-    from robustprop.training.checkpoint import load_checkpoint
-    from robustprop.training.data import load_dataset
-
     ckpt = load_checkpoint(checkpoint)
     name = dataset or ckpt.metadata.get("dataset")
     if not name:

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import click
+
+from robustprop.verify.cli.version import tool_version
+from robustprop.verify.report.junit import write_junit_runs
+from robustprop.verify.report.load import load_runs
+from robustprop.verify.report.model import LabelBy
+from robustprop.verify.report.render import check_output_path, report_format, write_report
+
+__all__ = ["command"]
 
 
 @click.command("report")
@@ -19,7 +28,7 @@ import click
 )
 @click.option(
     "--label-by",
-    type=click.Choice(["network", "file"]),
+    type=click.Choice(get_args(LabelBy)),
     default="network",
     show_default=True,
     help="Name each network by its ONNX path, or by the JSON file it came from.",
@@ -31,7 +40,9 @@ import click
     default=None,
     help="Also write the runs as JUnit XML (one test case per point and property).",
 )
-def command(inputs: tuple[Path, ...], output: Path, label_by: str, junit_out: Path | None) -> None:
+def command(
+    inputs: tuple[Path, ...], output: Path, label_by: LabelBy, junit_out: Path | None
+) -> None:
     """Compare runs of `verify run --json` (run or ε-sweep documents, several files).
 
     One section per property: a table with one row per network and ε (satisfaction
@@ -40,25 +51,15 @@ def command(inputs: tuple[Path, ...], output: Path, label_by: str, junit_out: Pa
     refuted by the verifier but missed by PGD. A malformed input is an error (exit 2)
     and no report is written.
     """
-    from robustprop.verify.cli.version import tool_version as _version
-    from robustprop.verify.report.render import (
-        check_output_path,
-        load_runs,
-        report_format,
-        write_report,
-    )
-
     report_format(output)  # reject a bad suffix before reading anything
     check_output_path("-o", output)
     if junit_out is not None:  # checked before the report is written: all or nothing
         check_output_path("--junit", junit_out)
-    runs = load_runs(list(inputs), "file" if label_by == "file" else "network")
-    figures = write_report(output, runs, list(inputs), _version())
+    runs = load_runs(list(inputs), label_by)
+    figures = write_report(output, runs, list(inputs), tool_version())
     runs_text = f"{len(runs)} run" + ("" if len(runs) == 1 else "s")
     figures_text = f"{len(figures)} figure" + ("" if len(figures) == 1 else "s")
     click.echo(f"wrote {output} ({runs_text}, {figures_text} in {output.stem}_files/)")
     if junit_out is not None:
-        from robustprop.verify.report.junit import write_junit_runs
-
         write_junit_runs(junit_out, runs)
         click.echo(f"wrote {junit_out}")

@@ -2,8 +2,10 @@
 
 Writes ``-o model.onnx`` (via ``export``, with the training metadata), and beside it the
 resumable checkpoint ``model.ckpt`` (also readable by ``verify export``) and the per-epoch
-log ``model.log.jsonl``. Names of regimes, properties and architectures are checked against
-their tables in ``robustprop.training.config``, ``properties`` and ``robustprop.training.models``.
+log ``model.log.jsonl``. The names a flag accepts (regimes, samplers, properties, references,
+architectures, presets, datasets) are click choices built from the library's own tables
+(:mod:`robustprop.training.config`, :mod:`robustprop.properties`,
+:mod:`robustprop.training.models`, …), so ``--help`` and shell completion list them.
 """
 
 from __future__ import annotations
@@ -12,24 +14,32 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TypeVar, cast, get_args
 
 import click
 
+from robustprop.properties import PROPERTIES, PGDConfig, Property, make_property
+from robustprop.properties.base import REFERENCES
 from robustprop.properties.errors import InputError
+from robustprop.training.config import REGIMES, SAMPLERS, Regime, Sampler, TrainConfig
+from robustprop.training.data import DATASET_NAMES
+from robustprop.training.loop import RunOptions, TrainingInterrupted, resolve_device
+from robustprop.training.models import ARCHITECTURES
+from robustprop.verify.cli.param_types import NameOrFile, TableChoice
+from robustprop.verify.experiment.train_job import PRESETS, TrainJob, train_to_onnx
 
-if TYPE_CHECKING:
-    from robustprop.properties import Property
-    from robustprop.training.config import TrainConfig
+__all__ = ["command"]
 
 T = TypeVar("T")
+
+_SAMPLERS_HELP = "; ".join(
+    f"{regime}: {' | '.join(names)}" for regime, names in SAMPLERS.items() if names
+)
 
 
 def _property(
     name: str | None, regime: str, eps: float | None, params: dict[str, float | str | None]
 ) -> Property | None:
-    from robustprop.properties import make_property
-
     given: dict[str, float | str] = {k: v for k, v in params.items() if v is not None}
     if name is None:
         if regime == "constraint":
@@ -68,19 +78,14 @@ class _Flags:
 
 
 def _config(
-    regime: str,
+    regime: Regime,
     prop: Property | None,
     sampler: str | None,
     arch: str,
     seed: int,
     flags: _Flags,
 ) -> TrainConfig:
-    from robustprop.properties import PGDConfig
-    from robustprop.training.config import REGIMES, Sampler, TrainConfig
-
-    if regime not in REGIMES:
-        raise InputError(f"unknown regime {regime!r}; valid: {', '.join(REGIMES)}")
-    # Both are checked against their tables by TrainConfig.
+    # The sampler (per regime) and the architecture are checked by TrainConfig.
     base = TrainConfig.paper(
         regime, prop=prop, sampler=cast(Sampler | None, sampler), arch=arch, seed=seed
     )
@@ -114,7 +119,8 @@ def _config(
 @click.option(
     "--dataset",
     required=True,
-    help="fashion-mnist, fashion-mnist-slice, gtsrb, gtsrb48, or an .npz file with x, y.",
+    type=NameOrFile(DATASET_NAMES, ".npz"),
+    help="A dataset name, or an .npz file with x, y (or x_train ... y_test).",
 )
 @click.option(
     "--data-dir",
@@ -125,13 +131,21 @@ def _config(
 @click.option(
     "--regime",
     required=True,
-    help="baseline | augment | adversarial | constraint.",
+    type=TableChoice("regime", REGIMES),
+    help="Training regime (see below).",
 )
-@click.option("--property", "prop_name", default=None, help="constraint: sr | lr | scr.")
+@click.option(
+    "--property",
+    "prop_name",
+    type=TableChoice("property", PROPERTIES),
+    default=None,
+    help="constraint: the property whose loss is trained (cr has no differentiable loss).",
+)
 @click.option(
     "--sampler",
+    type=TableChoice("sampler", get_args(Sampler)),
     default=None,
-    help="augment: uniform (default) | fgsm; adversarial: fgsm (default) | pgd; constraint: pgd.",
+    help=f"Sampler of the regime, the first is its default: {_SAMPLERS_HELP}.",
 )
 @click.option(
     "-o",
@@ -142,7 +156,7 @@ def _config(
 )
 @click.option(
     "--preset",
-    type=click.Choice(["paper"]),
+    type=TableChoice("preset", PRESETS),
     default="paper",
     show_default=True,
     help="Starting values of every hyper-parameter; the flags below override them.",
@@ -158,8 +172,9 @@ def _config(
 @click.option("--eta", type=float, default=None, help="SCR: probability η in (0, 1) (paper: 0.52).")
 @click.option(
     "--reference",
+    type=TableChoice("reference", REFERENCES),
     default=None,
-    help="Property reference: output (r = f(x̂), c = argmax; default) | label (c = y).",
+    help="Property reference: output (r = f(x̂), c = argmax; default) or label (c = y).",
 )
 @click.option("--pgd-steps", type=int, default=None, help="PGD sign steps (paper: 50).")
 @click.option("--pgd-step-size", type=float, default=None, help="PGD step length (paper: 0.01).")
@@ -167,7 +182,13 @@ def _config(
 @click.option(
     "--augment-points", type=int, default=None, help="augment: extra points per image (paper: 2)."
 )
-@click.option("--arch", default="mlp", show_default=True, help="mlp (n-100-m) | mlp-deep.")
+@click.option(
+    "--arch",
+    type=TableChoice("architecture", ARCHITECTURES),
+    default="mlp",
+    show_default=True,
+    help="Network architecture (mlp: the paper's n-100-m).",
+)
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of init, order, samples."
 )
@@ -193,7 +214,7 @@ def _config(
 def command(
     dataset: str,
     data_dir: Path | None,
-    regime: str,
+    regime: Regime,
     prop_name: str | None,
     sampler: str | None,
     output: Path,
@@ -227,10 +248,6 @@ def command(
     uniform or FGSM); adversarial (α·CE(x̂) + β·CE(x′), x′ by FGSM or PGD); constraint
     (α·CE(x̂) + β·L_C(x′), x′ by PGD on the property; --property sr, lr or scr).
     """
-    # Imported here so that `verify --help` does not pay for torch, onnx and onnxruntime.
-    from robustprop.training.loop import RunOptions, TrainingInterrupted, resolve_device
-    from robustprop.verify.experiment.train_job import TrainJob, train_to_onnx
-
     if output.is_dir():
         raise InputError(f"{output}: is a directory, expected an output file name")
     if output.parent.exists() and not output.parent.is_dir():

@@ -15,6 +15,19 @@ from statistics import mean
 
 from robustprop.verify.experiment.measure import Row
 
+__all__ = [
+    "CLAIMS",
+    "CONFIRMED",
+    "NOT_CONFIRMED",
+    "NOT_MEASURED",
+    "PARTLY",
+    "Claim",
+    "ClaimSpec",
+    "Comparison",
+    "check_claims",
+    "mean_security",
+]
+
 CONFIRMED = "confirmed"
 PARTLY = "partly"
 NOT_CONFIRMED = "not confirmed"

@@ -1,11 +1,10 @@
 """The paper's training grid (§4, Table 2): seven regimes per dataset, trained once.
 
 Each cell is a :class:`RegimeSpec` (regime, sampler, trained property) turned into a
-:class:`~robustprop.training.config.TrainConfig` by the paper's preset with the experiment's epoch
-count
-and learning rate. Networks live under ``<work dir>/<dataset>/<key>.onnx``; a network whose
-ONNX metadata records the same training settings, dataset and number of training rows is
-reused, not retrained (the store for trained models is the ONNX file itself).
+:class:`~robustprop.training.config.TrainConfig` by the paper's preset with the experiment's
+epoch count and learning rate. Networks live under ``<work dir>/<dataset>/<key>.onnx``; a
+network whose ONNX metadata records the same training settings, dataset and number of training
+rows is reused, not retrained (the store for trained models is the ONNX file itself).
 """
 
 from __future__ import annotations
@@ -14,14 +13,28 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
+from robustprop.export.metadata import read_metadata
+from robustprop.properties import make_property
 from robustprop.properties.errors import InputError
+from robustprop.training.config import Regime, Sampler, TrainConfig
+from robustprop.training.loop import RunFiles, RunOptions, resolve_device
+from robustprop.verify.experiment.train_job import TrainJob, train_to_onnx
 
-if TYPE_CHECKING:
-    from robustprop.training.config import TrainConfig
+__all__ = [
+    "BIGGER",
+    "PAPER_ACCURACY",
+    "REGIMES",
+    "GridConfig",
+    "RegimeSpec",
+    "TrainedNet",
+    "ensure_network",
+    "network_path",
+    "train_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +45,8 @@ class RegimeSpec:
 
     key: str
     label: str
-    regime: str
-    sampler: str | None = None
+    regime: Regime
+    sampler: Sampler | None = None
     prop: str | None = None  # the trained property of the constraint regime
     arch: str = "mlp"
 
@@ -119,18 +132,9 @@ class TrainedNet:
 
 def train_config(spec: RegimeSpec, grid: GridConfig) -> TrainConfig:
     """The paper's preset for ``spec`` with the grid's epochs, learning rate and seed."""
-    from dataclasses import replace
-
-    from robustprop.properties import make_property
-    from robustprop.training.config import TrainConfig
-
     prop = None if spec.prop is None else make_property(spec.prop, eps=0.1)
     base = TrainConfig.paper(
-        spec.regime,  # type: ignore[arg-type]
-        prop=prop,
-        sampler=spec.sampler,  # type: ignore[arg-type]
-        arch=spec.arch,
-        seed=grid.seed,
+        spec.regime, prop=prop, sampler=spec.sampler, arch=spec.arch, seed=grid.seed
     )
     return replace(base, epochs=grid.epochs, lr=grid.lr)
 
@@ -148,9 +152,6 @@ def ensure_network(
     say: Callable[[str], None] = lambda _: None,
 ) -> TrainedNet:
     """The cell's network: reused when its metadata matches, else trained now."""
-    from robustprop.training.loop import RunFiles, RunOptions, resolve_device
-    from robustprop.verify.experiment.train_job import TrainJob, train_to_onnx
-
     config = train_config(spec, grid)
     path = network_path(spec, dataset, grid)
     found = _reusable(path, config, dataset)
@@ -191,8 +192,6 @@ def _reusable(path: Path, config: TrainConfig, dataset: str) -> tuple[float, int
     trained exactly so, else None."""
     if not path.is_file():
         return None
-    from robustprop.export.metadata import read_metadata
-
     try:
         meta = read_metadata(path)
         same = (

@@ -1,6 +1,6 @@
 """Measuring the grid: security and accuracy curves over ε (E1–E4), certified satisfaction.
 
-Every measurement is one :func:`robustprop.verify.runs.runner.run` of one property at one ε on one
+Every measurement is one :func:`robustprop.verify.run.runner.run` of one property at one ε on one
 network:
 
 - **curves** (the paper's figures): constraint security (the paper's PGD, :meth:`PGDConfig.paper`)
@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
+from robustprop.api import check, load
+from robustprop.properties import PGDConfig, make_property
 from robustprop.verify.formats.output_file import write_output
 
 log = logging.getLogger(__name__)
@@ -92,47 +94,36 @@ def measure(
     The points are the first ``m.points`` test rows of ``data`` (a dataset name or ``.npz``;
     default: ``dataset``); rows are labelled with ``dataset``.
     """
-    from robustprop.properties import PGDConfig, make_property
-    from robustprop.verify.report.document import summary
-    from robustprop.verify.runs.points import PointSelection
-    from robustprop.verify.runs.runner import RunConfig, run
-
     key = m.key(digest(net))
     if cache is not None and key in cache:
         return Row(**cache[key]), True
-    config = RunConfig(
-        model_path=net,
-        prop=make_property(m.prop, eps=m.eps),
-        selection=PointSelection(data or dataset, "test", m.points, None, data_dir),
-        metrics=m.metrics,
-        backend="auto",
-        timeout_s=m.timeout_s or 60.0,
-        attack=PGDConfig.paper() if m.attack == "paper" else PGDConfig.strong(),
-        samples=m.samples,
-        store_path=store,
-    )
     start = time.monotonic()
-    result = run(config)
+    result = check(
+        load(net),
+        make_property(m.prop, eps=m.eps),
+        data=data or dataset,
+        points=m.points,
+        data_dir=data_dir,
+        metrics=m.metrics,
+        timeout=m.timeout_s or 60.0,
+        attack_config=PGDConfig.paper() if m.attack == "paper" else PGDConfig.strong(),
+        samples=m.samples,
+        store=store,
+    )
     elapsed = time.monotonic() - start
-    s = summary(result)
-    stages: dict[str, int] = {}
-    counts = result.counts if "satisfaction" in m.metrics else None
-    if counts is not None:
-        for p in result.points:
-            if p.verdict is not None:
-                stages[p.verdict.stage.value] = stages.get(p.verdict.stage.value, 0) + 1
+    s = result.summary
     row = Row(
         dataset=dataset,
         regime=regime,
         prop=m.prop,
         eps=m.eps,
-        points=len(result.points),
-        security=s.get("security"),
-        accuracy=s.get("accuracy"),
-        holds=None if counts is None else counts["holds"],
-        violated=None if counts is None else counts["violated"],
-        unknown=None if counts is None else counts["unknown"],
-        stages=stages,
+        points=s.points,
+        security=s.security,
+        accuracy=s.accuracy,
+        holds=s.holds,
+        violated=s.violated,
+        unknown=s.unknown,
+        stages=dict(s.decided_by_stage),
         time_s=round(elapsed, 3),
     )
     if cache is not None:

@@ -1,8 +1,8 @@
 """``verify experiment``: the paper's §4 and Appendix A, plus certified satisfaction.
 
-Steps, each reusing what an earlier run already stored (:mod:`robustprop.verify.experiment.grid`
-for the
-networks, :mod:`robustprop.verify.experiment.measure` for the measurements):
+Steps, each reusing what an earlier run already stored
+(:mod:`robustprop.verify.experiment.grid` for the networks,
+:mod:`robustprop.verify.experiment.measure` for the measurements):
 
 1. train the seven regimes of Table 2 on every dataset (and the bigger-network regimes on
    ``bigger`` datasets);
@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import numpy as np
+
 from robustprop.properties.errors import InputError
+from robustprop.training.data import load_dataset
 from robustprop.verify.experiment.claims import check_claims
 from robustprop.verify.experiment.grid import (
     BIGGER,
@@ -34,6 +37,8 @@ from robustprop.verify.experiment.grid import (
 from robustprop.verify.experiment.measure import ATTACKS, Measure, Row, measure_all
 from robustprop.verify.experiment.report import ReportInput, write_report
 from robustprop.verify.formats.output_file import write_output
+
+__all__ = ["DATASETS", "ExperimentConfig", "quick", "run_experiment", "train_grid"]
 
 DATASETS = ("fashion-mnist", "gtsrb")
 
@@ -187,10 +192,6 @@ def train_grid(
 
 def _points_file(dataset: str, config: ExperimentConfig) -> Path:
     """The first test points of ``dataset`` as an ``.npz`` (loaded once, not per run)."""
-    import numpy as np
-
-    from robustprop.training.data import load_dataset
-
     n = max(config.curve_points, config.cert_points, 1)
     folder = config.grid.work_dir / "points"
     path = folder / f"{dataset}-test-first{n}.npz"

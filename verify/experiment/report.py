@@ -25,6 +25,9 @@ from typing import Any
 from robustprop.verify.experiment.claims import Claim
 from robustprop.verify.experiment.grid import PAPER_ACCURACY, TrainedNet
 from robustprop.verify.experiment.measure import Row
+from robustprop.verify.report.plots import Series, sweep_plot
+
+__all__ = ["ReportInput", "hardware", "write_report"]
 
 
 @dataclass(frozen=True)
@@ -165,9 +168,7 @@ def _opt(value: int | None) -> str:
 # figures
 
 
-def _series(rows: Sequence[Row], label: str) -> Any:
-    from robustprop.verify.report.plots import Series
-
+def _series(rows: Sequence[Row], label: str) -> Series:
     by_eps = sorted(rows, key=lambda r: r.eps)
     sats = [r.satisfaction for r in by_eps]
     return Series(
@@ -182,8 +183,6 @@ def _series(rows: Sequence[Row], label: str) -> Any:
 
 def _figures(folder: Path, data: ReportInput) -> list[tuple[str, Path]]:
     """(caption, path) of every figure written."""
-    from robustprop.verify.report.plots import sweep_plot
-
     out: list[tuple[str, Path]] = []
     labels = {n.spec.key: n.spec.label for n in data.nets}
     datasets = list(dict.fromkeys(n.dataset for n in data.nets))

@@ -1,9 +1,9 @@
 """Train one network and export it to ONNX: the body of ``verify train``, as a function.
 
 ``verify train`` and ``verify experiment`` both call :func:`train_to_onnx`; it loads the data,
-trains (:func:`robustprop.training.loop.train`), exports with the training metadata and a parity
-check
-against onnxruntime (:func:`robustprop.export.onnx_export.export_onnx`), and returns what happened.
+trains (:func:`robustprop.training.loop.train`), exports with the training metadata and a
+parity check against onnxruntime (:func:`robustprop.export.onnx_export.export_onnx`), and
+returns what happened.
 """
 
 from __future__ import annotations
@@ -11,14 +11,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-if TYPE_CHECKING:
-    from robustprop.training.config import TrainConfig
-    from robustprop.training.loop import RunOptions
+from robustprop.export.onnx_export import export_onnx
+from robustprop.training.config import TrainConfig
+from robustprop.training.data import load_dataset, subset
+from robustprop.training.loop import RunFiles, RunOptions, train
+
+__all__ = ["PARITY_POINTS", "PRESETS", "TrainJob", "TrainSummary", "train_to_onnx"]
 
 #: Test points checked for parity between torch and onnxruntime after export.
 PARITY_POINTS: Final = 256
+
+#: The hyper-parameter presets a training run starts from (``paper``: :meth:`TrainConfig.paper`);
+#: recorded as the ``preset`` metadata of the ONNX file.
+PRESETS: Final[tuple[str, ...]] = ("paper",)
 
 
 @dataclass(frozen=True)
@@ -56,10 +63,6 @@ def train_to_onnx(config: TrainConfig, job: TrainJob, options: RunOptions) -> Tr
         InputError: unknown or unreadable data, unwritable files, a bad resume.
         TrainingInterrupted: Ctrl-C (the checkpoint holds the last finished epoch).
     """
-    from robustprop.export.onnx_export import export_onnx
-    from robustprop.training.data import load_dataset, subset
-    from robustprop.training.loop import RunFiles, train
-
     train_data = load_dataset(job.dataset, "train", job.data_dir)
     test_data = load_dataset(job.dataset, "test", job.data_dir)
     if job.train_limit is not None:

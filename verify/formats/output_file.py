@@ -9,6 +9,8 @@ from typing import IO
 from robustprop.properties.errors import InputError
 from robustprop.training.cache import atomic_write
 
+__all__ = ["write_output"]
+
 
 def write_output(path: Path, option: str, write: Callable[[IO[bytes]], None]) -> None:
     """Create ``path``'s folder and write it via :func:`robustprop.training.cache.atomic_write`.

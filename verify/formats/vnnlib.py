@@ -4,10 +4,9 @@ Supported (what the VNN-COMP files use): ``;`` comments, ``(declare-const X_i Re
 ``(declare-const Y_j Real)``, and ``(assert F)`` where ``F`` is built from ``and``, ``or`` and
 comparisons ``<=``, ``>=`` (``<``, ``>`` are read as non-strict, as in the competition) between a
 variable and a number, or between two output variables (input-to-input comparisons are not boxes
-and are refused). The asserts are conjoined and put in disjunctive normal
-form; each disjunct becomes a :class:`~robustprop.properties.spec.Disjunct` with its own input box,
-so
-input bounds inside an ``or`` restrict only their own alternative.
+and are refused). The asserts are conjoined and put in disjunctive normal form; each disjunct
+becomes a :class:`~robustprop.properties.spec.Disjunct` with its own input box, so input bounds
+inside an ``or`` restrict only their own alternative.
 
 Linear time in the file size: plain asserts (the 1568 input bounds of an MNIST file) are
 collected once; only asserts containing ``or`` are multiplied out.

@@ -14,6 +14,8 @@ from pathlib import Path
 from robustprop.properties.errors import InputError
 from robustprop.properties.spec import Atom, Negation
 
+__all__ = ["vnnlib_text", "write_vnnlib"]
+
 
 def vnnlib_text(negation: Negation, title: str = "") -> str:
     """The VNN-LIB text of ``negation`` (one input box shared by all disjuncts)."""

@@ -6,50 +6,16 @@ import json
 from pathlib import Path
 from typing import IO, Any
 
-from robustprop.verify.engine.verdict import Status
 from robustprop.verify.formats.output_file import write_output
-from robustprop.verify.runs.runner import RunResult
+from robustprop.verify.run.points import Points, PointSelection
+from robustprop.verify.run.result import RunResult
+
+__all__ = ["summary", "sweep_document", "to_json", "write_json"]
 
 
 def summary(result: RunResult) -> dict[str, Any]:
-    """Counts and metrics; satisfaction is an interval whenever unknowns exist."""
-    n = len(result.points)
-    counts = result.counts
-    out: dict[str, Any] = {"points": n, "time_s": round(result.time_s, 3)}
-    metrics = result.config.metrics
-    if "satisfaction" in metrics:
-        out["holds"] = counts[Status.HOLDS.value]
-        out["violated"] = counts[Status.VIOLATED.value]
-        out["unknown"] = counts[Status.UNKNOWN.value]
-        out["satisfaction"] = [
-            counts[Status.HOLDS.value] / n,
-            (n - counts[Status.VIOLATED.value]) / n,
-        ]
-        stages: dict[str, int] = {}
-        for p in result.points:
-            if p.verdict is not None and p.verdict.status is not Status.UNKNOWN:
-                stages[p.verdict.stage.value] = stages.get(p.verdict.stage.value, 0) + 1
-        out["decided_by_stage"] = stages
-        out["tau"] = result.config.tau
-        out["timeout_s"] = result.config.timeout_s
-    if "security" in metrics:
-        secure = sum(1 for p in result.points if p.attack_violated is False)
-        out["security"] = secure / n
-        if "satisfaction" in metrics:
-            out["security_minus_satisfaction_upper"] = out["security"] - out["satisfaction"][1]
-            out["refuted_but_missed_by_attack"] = [
-                p.index
-                for p in result.points
-                if p.verdict is not None
-                and p.verdict.status is Status.VIOLATED
-                and not p.attack_violated
-            ]
-    if "accuracy" in metrics:
-        fractions = [p.sampling_fraction for p in result.points if p.sampling_fraction is not None]
-        out["accuracy"] = sum(fractions) / len(fractions) if fractions else None
-        out["samples"] = result.config.samples
-    out["invariant_breaches"] = list(result.breaches)
-    return out
+    """The ``summary`` object of the document: :meth:`Summary.to_json` of the run's summary."""
+    return result.summary.to_json()
 
 
 def to_json(result: RunResult, version: str) -> dict[str, Any]:
@@ -67,19 +33,21 @@ def to_json(result: RunResult, version: str) -> dict[str, Any]:
     return {
         "tool": "robustprop",
         "version": version,
-        "network": {"path": str(cfg.model_path), "sha256": result.network.sha256},
+        "network": {"path": cfg.model.source, "sha256": result.network.sha256},
         "property": {"name": cfg.prop.name, "params": cfg.prop.params()},
-        "data": {
-            "source": cfg.selection.data,
-            "split": cfg.selection.split,
-            "points": len(result.points),
-            "seed": cfg.selection.seed,
-        },
+        "data": _data(cfg.points, len(result.points)),
         "backend": result.backend,
         "metrics": list(cfg.metrics),
         "summary": summary(result),
         "points": points,
     }
+
+
+def _data(points: PointSelection | Points, count: int) -> dict[str, Any]:
+    """Where the points came from: a dataset selection, or arrays given to the Python API."""
+    if isinstance(points, PointSelection):
+        return {"source": points.data, "split": points.split, "points": count, "seed": points.seed}
+    return {"source": points.source, "split": None, "points": count, "seed": None}
 
 
 def sweep_document(documents: list[dict[str, Any]], version: str) -> dict[str, Any]:

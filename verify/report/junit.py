@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from robustprop.verify.formats.output_file import write_output
-from robustprop.verify.report.render import PointRecord, RunRecord, parse_document
+from robustprop.verify.report.load import parse_document
+from robustprop.verify.report.model import PointRecord, RunRecord
 
 __all__ = ["junit_tree", "write_junit", "write_junit_runs"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from robustprop.verify.report.render import Figure, RunRecord, Section, section_title
+from robustprop.verify.report.model import Figure, RunRecord, Section, section_title
 
 __all__ = ["Table", "html", "markdown", "notes", "table"]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from robustprop.verify.report.render import Figure, RunRecord, Section, section_title
+from robustprop.verify.report.model import Figure, RunRecord, Section, section_title
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure as MplFigure
