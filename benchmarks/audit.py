@@ -9,7 +9,7 @@ ways:
 
 - **marabou** and **z3**: :class:`robustprop.verify.engine.point_query.PointDecider` in a worker
 process per
-  backend (:class:`robustprop.verify.runs.pool.WorkerPool`: hard time limits, a crash costs one
+  backend (:class:`robustprop.verify.run.pool.WorkerPool`: hard time limits, a crash costs one
   query);
 - **pipeline**: the ``verify run`` CLI with its default staged strategy (center, PGD, bounds,
   exact backend) and JSON output, alternately ``--backend auto`` and ``--backend marabou``;
@@ -60,7 +60,8 @@ from robustprop.verify.engine.point_query import Query
 from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.torch_net import to_torch
 from robustprop.verify.engine.verdict import Verdict
-from robustprop.verify.runs.pool import WorkerPool, WorkerSpec
+from robustprop.verify.run.model import ModelBytes
+from robustprop.verify.run.pool import WorkerPool, WorkerSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 REGRESSIONS = ROOT / "tests" / "verify" / "regressions"
@@ -216,7 +217,7 @@ def exact(
     hung or crashed query becomes an ``unknown`` with the reason instead of stalling the audit.
     """
     queries = [Query(i, negation) for i, negation in enumerate(negs)]
-    with WorkerPool(WorkerSpec(net_path, backend), jobs=1, grace_s=5.0) as pool:
+    with WorkerPool(WorkerSpec(ModelBytes.read(net_path), backend), jobs=1, grace_s=5.0) as pool:
         return dict((q.index, v) for q, v in pool.map(queries, timeout_s))
 
 

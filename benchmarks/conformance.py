@@ -93,7 +93,7 @@ class Outcome:
 def run_instance(instance: Instance, timeout_s: float, backend: str, attack: bool) -> Outcome:
     from robustprop.properties.errors import RobustpropError
     from robustprop.verify.engine.backends.base import BackendName
-    from robustprop.verify.runs.vnnlib_check import check_vnnlib
+    from robustprop.verify.run.vnnlib_check import check_vnnlib
 
     start = time.monotonic()
     try:

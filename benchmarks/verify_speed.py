@@ -4,7 +4,7 @@ Query set: networks of the paper's architecture (784→100→10, clamp ±100) tr
 Fashion-MNIST by three regimes (baseline, adversarial, constraint SR; ``verify train`` with a
 few epochs, cached under ``runs/bench/``), the first ``--points`` test points, properties CR,
 SR (δ = 10) and LR (L = 10) at every ``--eps``. Each (network, property, ε) runs twice through
-``verify run``'s pipeline (:func:`robustprop.verify.runs.runner.run`, satisfaction only, no store):
+``verify run``'s pipeline (:func:`robustprop.verify.run.runner.run`, satisfaction only, no store):
 
 - **plain**: every point straight to Marabou (``--strategy plain``), the baseline;
 - **staged**: center, bound propagation, batched PGD, then the Marabou/MILP portfolio.
@@ -100,8 +100,8 @@ def _decided(verdicts: dict[int, str]) -> int:
 
 def run_pair(net: Path, regime: str, prop_name: str, eps: float, args: argparse.Namespace) -> Row:
     from robustprop.properties import make_property
-    from robustprop.verify.runs.points import PointSelection
-    from robustprop.verify.runs.runner import RunConfig, run
+    from robustprop.verify.run.points import PointSelection
+    from robustprop.verify.run.runner import RunConfig, run
 
     data = str(args.points_npz) if args.points_npz else "fashion-mnist"
     results = {}
@@ -213,7 +213,7 @@ def main_vnncomp(args: argparse.Namespace) -> int:
     import conformance as conf  # benchmarks/conformance.py, beside this script (sys.path[0])
 
     from robustprop.properties.errors import RobustpropError
-    from robustprop.verify.runs.vnnlib_check import check_vnnlib
+    from robustprop.verify.run.vnnlib_check import check_vnnlib
 
     instances = [
         i
@@ -267,7 +267,7 @@ def main_stages(args: argparse.Namespace) -> int:
     from robustprop.verify.engine.crown import Crown
     from robustprop.verify.engine.network import load_network
     from robustprop.verify.engine.torch_net import to_torch
-    from robustprop.verify.runs.points import PointSelection, load_points
+    from robustprop.verify.run.points import PointSelection, load_points
 
     device = args.device
     data = str(args.points_npz) if args.points_npz else "fashion-mnist"

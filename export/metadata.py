@@ -27,7 +27,7 @@ import onnx
 
 from robustprop.properties.errors import InputError
 
-__all__ = ["read_metadata", "robustprop_version"]
+__all__ = ["metadata_from_bytes", "read_metadata", "robustprop_version"]
 
 
 def robustprop_version() -> str:
@@ -48,4 +48,13 @@ def read_metadata(path: Path) -> dict[str, str]:
     # depending on its backend; all mean the same thing to the user.
     except Exception as err:
         raise InputError(f"{path}: not a readable ONNX model ({err})") from err
+    return {prop.key: prop.value for prop in model.metadata_props}
+
+
+def metadata_from_bytes(data: bytes, source: str) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX model given as bytes; ``source`` names it in errors."""
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception as err:  # as in read_metadata: every decoder failure is bad input
+        raise InputError(f"{source}: not a readable ONNX model ({err})") from err
     return {prop.key: prop.value for prop in model.metadata_props}

@@ -38,7 +38,14 @@ from torch import nn
 from robustprop.export.metadata import robustprop_version
 from robustprop.properties.errors import InputError, InternalError
 
-__all__ = ["CLAMP_BOUND", "ONNX_OPSET", "PARITY_TOLERANCE", "ExportReport", "export_onnx"]
+__all__ = [
+    "CLAMP_BOUND",
+    "ONNX_OPSET",
+    "PARITY_TOLERANCE",
+    "ExportReport",
+    "export_onnx",
+    "torch_to_onnx",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +68,11 @@ class ExportReport:
     sha256: str
 
 
-def _torch_to_onnx(model: nn.Module, n_inputs: int, device: torch.device) -> bytes:
+def torch_to_onnx(model: nn.Module, dummy: torch.Tensor) -> bytes:
+    """``model`` as ONNX bytes, traced on ``dummy`` (one batch of inputs; the batch axis is
+    dynamic in the result) with the TorchScript exporter. Unexportable models are an
+    InputError naming the model's class."""
     buffer = io.BytesIO()
-    dummy = torch.zeros(2, n_inputs, device=device)
     # On failure the TorchScript exporter dumps its IR graph through its C++ ONNX log, whose
     # default stream is stdout (it enables that log whatever `verbose` says). stdout is for
     # results, so send the log to stderr.
@@ -229,7 +238,8 @@ def export_onnx(
     was_training = model.training
     model.eval()
     try:
-        proto = onnx.load_from_string(_torch_to_onnx(model, n_inputs, device))
+        dummy = torch.zeros(2, n_inputs, device=device)
+        proto = onnx.load_from_string(torch_to_onnx(model, dummy))
         _check_interface(proto)
         _check_clip(proto, name)
         props = {"robustprop_version": robustprop_version(), **metadata}

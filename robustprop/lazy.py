@@ -15,6 +15,8 @@ import importlib
 from types import ModuleType
 from typing import Any, Final
 
+from robustprop.properties.errors import InputError
+
 __all__ = ["HEAVY", "LazyModule", "load", "torch"]
 
 #: Package (top-level import name) -> the distribution a user installs to get it.
@@ -44,8 +46,6 @@ def load(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        from robustprop.properties.errors import InputError
-
         raise InputError(
             f"package {HEAVY[top]!r} is needed here but cannot be imported ({err}); "
             f"install it with: pip install {HEAVY[top]}"
@@ -57,9 +57,12 @@ class LazyModule:
 
     def __init__(self, name: str) -> None:
         self._name = name
+        self._module: ModuleType | None = None
 
     def __getattr__(self, attr: str) -> Any:
-        return getattr(load(self._name), attr)
+        if self._module is None:
+            self._module = load(self._name)
+        return getattr(self._module, attr)
 
     def __repr__(self) -> str:
         return f"<lazy module {self._name!r}>"

@@ -11,7 +11,8 @@ from robustprop.properties import Domain, make_property
 from robustprop.verify.engine.network import load_network
 from robustprop.verify.engine.point_query import PointDecider, Query
 from robustprop.verify.engine.replay import Replayer
-from robustprop.verify.runs.pool import WorkerSpec
+from robustprop.verify.run.model import ModelBytes
+from robustprop.verify.run.pool import WorkerSpec
 
 ray = pytest.importorskip("ray", reason="the optional extra robustprop[ray] is not installed")
 
@@ -19,7 +20,7 @@ NET = Path(__file__).parent / "golden" / "golden.onnx"
 
 
 def test_ray_pool_gives_the_same_verdicts_as_in_process() -> None:
-    from robustprop.verify.runs.ray_pool import RayPool
+    from robustprop.verify.run.ray_pool import RayPool
 
     replayer = Replayer(NET)
     queries = []
@@ -29,7 +30,7 @@ def test_ray_pool_gives_the_same_verdicts_as_in_process() -> None:
         queries.append(Query(i, make_property("cr", eps=eps).negation(center, y, 0, Domain())))
     local = PointDecider(load_network(NET), replayer, "z3")
     expected = {q.index: local.decide(q, 10.0).status for q in queries}
-    with RayPool(WorkerSpec(NET, "z3"), jobs=1) as pool:
+    with RayPool(WorkerSpec(ModelBytes.read(NET), "z3"), jobs=1) as pool:
         got = {q.index: v.status for q, v in pool.map(queries, 10.0)}
     assert got == expected
     assert not ray.is_initialized()

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from robustprop.properties.errors import InputError
 from robustprop.verify.cli.main import cli
-from robustprop.verify.runs.store import Store
+from robustprop.verify.run.store import Store
 
 NET = Path(__file__).parent / "golden" / "golden.onnx"
 

@@ -26,7 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 from robustprop.verify.cli.main import cli
-from robustprop.verify.runs.store import Store
+from robustprop.verify.run.store import Store
 
 NET = Path(__file__).parent / "golden" / "golden.onnx"
 N_POINTS = 6

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import click
 
+from robustprop.api import check, load
+from robustprop.properties import PROPERTIES, PGDConfig, Property, make_property
+from robustprop.properties.base import REFERENCES
 from robustprop.properties.errors import InputError, InternalError
-from robustprop.verify.runs.points import PointSelection
+from robustprop.training.cache import cache_dir
+from robustprop.training.data import SPLITS
+from robustprop.verify.cli.param_types import TableChoice
+from robustprop.verify.cli.version import tool_version
+from robustprop.verify.report.document import sweep_document, to_json, write_json
+from robustprop.verify.report.junit import write_junit
+from robustprop.verify.run.config import ATTACK_PRESETS, BACKEND_CHOICES
+from robustprop.verify.run.gates import GateBound, Gates
+from robustprop.verify.run.progress import ProgressBar
+from robustprop.verify.run.stages import Executor, Strategy
+from robustprop.verify.run.summary import METRICS, Summary
+
+
+def _values(enum: type[StrEnum]) -> list[str]:
+    return [e.value for e in enum]
 
 
 def _split_metrics(value: str) -> tuple[str, ...]:
-    from robustprop.verify.runs.runner import METRICS
-
     items = tuple(m.strip() for m in value.split(",") if m.strip())
     for m in items:
         if m not in METRICS:
@@ -25,13 +43,26 @@ def _split_metrics(value: str) -> tuple[str, ...]:
 
 
 @click.command("run")
-@click.option("--property", "prop_name", required=True, help="Property: sr, lr, cr or scr.")
+@click.option(
+    "--property",
+    "prop_name",
+    type=TableChoice("property", PROPERTIES),
+    required=True,
+    help="Property: standard (sr), Lipschitz (lr), classification (cr) or strong "
+    "classification (scr) robustness.",
+)
 @click.option(
     "--net", "net", required=True, type=click.Path(path_type=Path), help="ONNX network to check."
 )
 @click.option("--data", default=None, help="Dataset name or .npz (x, y); default: the model's.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Dataset folder.")
-@click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
+@click.option(
+    "--split",
+    type=TableChoice("split", SPLITS),
+    default="test",
+    show_default=True,
+    help="Which split of the data set the points come from.",
+)
 @click.option("--points", type=int, default=100, show_default=True, help="How many points.")
 @click.option(
     "--sample-points",
@@ -51,15 +82,20 @@ def _split_metrics(value: str) -> tuple[str, ...]:
 @click.option("--eta", type=float, default=None, help="SCR: probability η (default 0.52).")
 @click.option(
     "--reference",
-    type=click.Choice(["output", "label"]),
+    type=TableChoice("reference", REFERENCES),
     default="output",
     show_default=True,
     help="Compare with f(x̂) or with the data label.",
 )
-@click.option("--metrics", default="satisfaction,security,accuracy", show_default=True)
+@click.option(
+    "--metrics",
+    default=",".join(METRICS),
+    show_default=True,
+    help=f"Comma-separated metrics to measure, from: {', '.join(METRICS)}.",
+)
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "portfolio", "marabou", "milp", "z3"]),
+    type=TableChoice("backend", BACKEND_CHOICES),
     default="auto",
     show_default=True,
     help="Exact backend; auto: Z3 for tiny networks, else the Marabou/MILP portfolio "
@@ -67,7 +103,7 @@ def _split_metrics(value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--strategy",
-    type=click.Choice(["staged", "plain"]),
+    type=TableChoice("strategy", _values(Strategy)),
     default="staged",
     show_default=True,
     help="staged: center, PGD, bound propagation, then the exact backend; plain: every point "
@@ -98,7 +134,7 @@ def _split_metrics(value: str) -> tuple[str, ...]:
 @click.option(
     "--attack",
     "attack_preset",
-    type=click.Choice(["strong", "paper"]),
+    type=TableChoice("attack preset", ATTACK_PRESETS),
     default="strong",
     show_default=True,
     help="PGD preset for security.",
@@ -112,7 +148,7 @@ def _split_metrics(value: str) -> tuple[str, ...]:
     show_default=True,
     help="Uniform samples per point for accuracy.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of PGD and sampling.")
 @click.option(
     "--min-satisfaction",
     type=float,
@@ -121,19 +157,25 @@ def _split_metrics(value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--require",
-    type=click.Choice(["holds"]),
+    type=TableChoice("requirement", ("holds",)),
     default=None,
     help="Gate: exit 1 unless every point is proved.",
 )
 @click.option(
     "--gate-on",
-    type=click.Choice(["lower", "upper"]),
+    type=TableChoice("satisfaction bound", _values(GateBound)),
     default="lower",
     show_default=True,
     help="Which satisfaction bound --min-satisfaction checks.",
 )
 @click.option("--min-security", type=float, default=None, help="Gate: minimum PGD security.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the run document (JSON) here.",
+)
 @click.option(
     "--junit",
     "junit_out",
@@ -150,7 +192,7 @@ def _split_metrics(value: str) -> tuple[str, ...]:
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the store.")
 @click.option(
     "--executor",
-    type=click.Choice(["local", "ray"]),
+    type=TableChoice("executor", _values(Executor)),
     default="local",
     show_default=True,
     help="Where exact queries run: local worker processes or a Ray cluster.",
@@ -163,146 +205,165 @@ def _split_metrics(value: str) -> tuple[str, ...]:
     help="Also write each point's query as VNN-LIB (sr, cr) with an instances.csv.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
-def command(
-    prop_name: str,
-    net: Path,
-    data: str | None,
-    data_dir: Path | None,
-    split: str,
-    points: int,
-    point_seed: int | None,
-    eps: str,
-    delta: float | None,
-    lipschitz: float | None,
-    eta: float | None,
-    reference: str,
-    metrics: str,
-    backend: str,
-    strategy: str,
-    device: str,
-    timeout_s: float,
-    jobs: int,
-    tau: float,
-    attack_preset: str,
-    attack_steps: int | None,
-    restarts: int | None,
-    samples: int,
-    seed: int,
-    min_satisfaction: float | None,
-    require: str | None,
-    gate_on: str,
-    min_security: float | None,
-    json_out: Path | None,
-    junit_out: Path | None,
-    store: Path | None,
-    no_cache: bool,
-    executor: str,
-    address: str | None,
-    export_vnnlib: Path | None,
-    no_progress: bool,
-) -> None:
+def command(**params: Any) -> None:
     """Decide a robustness property on data points of an ONNX network.
 
     Prints holds / violated / unknown, the satisfaction interval, security and accuracy.
     Exit code 0 when every gate passes, 1 when a gate fails, 2 for bad input, 3 for
     internal or solver errors (including a broken invariant).
     """
-    from dataclasses import replace
-
-    from robustprop.properties import PGDConfig, make_property
-
-    eps_values = _eps_list(eps)
-    props = []
-    for e in eps_values:
-        params: dict[str, float | str] = {"eps": e, "reference": reference}
-        for name, value in (("delta", delta), ("lipschitz", lipschitz), ("eta", eta)):
-            if value is not None:
-                params[name] = value
-        try:
-            props.append(make_property(prop_name, **params))
-        except InputError as err:
-            raise InputError(f"--property {prop_name}: {err}") from err
+    flags = RunFlags(**params)
+    props = flags.properties()
+    net = flags.net
     if not net.is_file():
         raise InputError(f"--net {net}: no such file")
-    if export_vnnlib is not None and prop_name not in ("sr", "cr"):
+    if flags.export_vnnlib is not None and flags.prop_name not in ("sr", "cr"):
         raise InputError(
-            f"--export-vnnlib: {prop_name} has no VNN-LIB 1.0 form (LR needs an auxiliary "
+            f"--export-vnnlib: {flags.prop_name} has no VNN-LIB 1.0 form (LR needs an auxiliary "
             "distance variable, SCR a softmax); use it with sr or cr"
         )
     for flag, value in (
-        ("--timeout", timeout_s),
-        ("--points", points),
-        ("--samples", samples),
-        ("--jobs", jobs),
+        ("--timeout", flags.timeout_s),
+        ("--points", flags.points),
+        ("--samples", flags.samples),
+        ("--jobs", flags.jobs),
     ):
         if not value > 0:
             raise InputError(f"{flag} must be > 0, got {value}")
-    if tau < 0:
-        raise InputError(f"--tau must be >= 0, got {tau}")
-    for flag, bound in (("--min-satisfaction", min_satisfaction), ("--min-security", min_security)):
-        if bound is not None and not 0 <= bound <= 1:
-            raise InputError(f"{flag} must lie in [0, 1], got {bound}")
-    for flag, out in (("--json", json_out), ("--junit", junit_out)):
+    if flags.tau < 0:
+        raise InputError(f"--tau must be >= 0, got {flags.tau}")
+    gates = Gates(
+        flags.min_satisfaction,
+        GateBound(flags.gate_on),
+        flags.min_security,
+        flags.require == "holds",
+    )
+    for flag, out in (("--json", flags.json_out), ("--junit", flags.junit_out)):
         if out is not None:
             _check_writable(flag, out)
-    pgd = PGDConfig.paper() if attack_preset == "paper" else PGDConfig.strong()
-    if attack_steps is not None:
-        pgd = replace(pgd, steps=attack_steps)
-    if restarts is not None:
-        pgd = replace(pgd, restarts=restarts)
-    data_name = data or _default_data(net)
-    store_path = None if no_cache else (store or _default_store(json_out))
-    from robustprop.verify.cli.version import tool_version as _version
-    from robustprop.verify.report.document import summary, sweep_document, to_json, write_json
-    from robustprop.verify.runs.runner import RunConfig, run
-
+    metrics = _split_metrics(flags.metrics)
+    model = load(net)
+    if flags.data is None and "dataset" not in model.metadata():
+        raise InputError(
+            f"--data is needed: {net} has no 'dataset' in its metadata (not exported by robustprop)"
+        )
+    store_path = None if flags.no_cache else (flags.store or _default_store(flags.json_out))
     documents = []
     failed: list[str] = []
     breaches: list[str] = []
     for prop in props:
-        config = RunConfig(
-            model_path=net,
-            prop=prop,
-            selection=PointSelection(data_name, split, points, point_seed, data_dir),
-            metrics=_split_metrics(metrics),
-            backend=backend,
-            timeout_s=timeout_s,
-            jobs=jobs,
-            tau=tau,
-            attack=pgd,
-            samples=samples,
-            seed=seed,
-            store_path=store_path,
-            strategy=strategy,
-            device=device,
-            executor=executor,
-            address=address,
-            export_vnnlib=export_vnnlib,
+        bar = ProgressBar(
+            flags.points, disabled=flags.no_progress, label=f"{prop.name} eps={prop.eps:g}"
         )
-        bar = _ProgressBar(points, disabled=no_progress, label=f"{prop.name} eps={prop.eps:g}")
         try:
-            result = run(config, bar.update)
+            result = check(
+                model,
+                prop,
+                data=flags.data,
+                points=flags.points,
+                split=flags.split,
+                sample_seed=flags.point_seed,
+                data_dir=flags.data_dir,
+                metrics=metrics,
+                timeout=flags.timeout_s,
+                jobs=flags.jobs,
+                store=store_path,
+                progress=bar.update,
+                backend=flags.backend,
+                strategy=flags.strategy,
+                tau=flags.tau,
+                attack_config=flags.pgd(),
+                samples=flags.samples,
+                seed=flags.seed,
+                device=flags.device,
+                executor=flags.executor,
+                address=flags.address,
+                export_vnnlib=flags.export_vnnlib,
+            )
         finally:
             bar.close()
-        stats = summary(result)
-        _print_summary(prop.name, prop.params(), stats, result.backend, net, result.reused)
-        documents.append(to_json(result, _version()))
+        _print_summary(prop.name, prop.params(), result.summary, result.backend, net)
+        documents.append(to_json(result, tool_version()))
         breaches.extend(result.breaches)
-        failed.extend(_gates(stats, prop.eps, min_satisfaction, gate_on, min_security, require))
-    if json_out is not None:
-        doc = documents[0] if len(documents) == 1 else sweep_document(documents, _version())
-        write_json(json_out, doc)
-        click.echo(f"wrote {json_out}")
-    if junit_out is not None:
-        from robustprop.verify.report.junit import write_junit
-
-        write_junit(junit_out, documents)
-        click.echo(f"wrote {junit_out}")
+        failed.extend(gates.failures(result.summary, prop.eps))
+    if flags.json_out is not None:
+        doc = documents[0] if len(documents) == 1 else sweep_document(documents, tool_version())
+        write_json(flags.json_out, doc)
+        click.echo(f"wrote {flags.json_out}")
+    if flags.junit_out is not None:
+        write_junit(flags.junit_out, documents)
+        click.echo(f"wrote {flags.junit_out}")
     if breaches:
         raise InternalError(f"{len(breaches)} invariant breach(es), a bug: {breaches[0]}")
     for line in failed:
         click.echo(f"gate failed: {line}", err=True)
     sys.exit(1 if failed else 0)
+
+
+@dataclass(frozen=True)
+class RunFlags:
+    """The command line of ``verify run``, as click parsed it (one field per option)."""
+
+    prop_name: str
+    net: Path
+    data: str | None
+    data_dir: Path | None
+    split: str
+    points: int
+    point_seed: int | None
+    eps: str
+    delta: float | None
+    lipschitz: float | None
+    eta: float | None
+    reference: str
+    metrics: str
+    backend: str
+    strategy: str
+    device: str
+    timeout_s: float
+    jobs: int
+    tau: float
+    attack_preset: str
+    attack_steps: int | None
+    restarts: int | None
+    samples: int
+    seed: int
+    min_satisfaction: float | None
+    require: str | None
+    gate_on: str
+    min_security: float | None
+    json_out: Path | None
+    junit_out: Path | None
+    store: Path | None
+    no_cache: bool
+    executor: str
+    address: str | None
+    export_vnnlib: Path | None
+    no_progress: bool
+
+    def properties(self) -> list[Property]:
+        """One property per ε of ``--eps`` with the other parameters given."""
+        props = []
+        for e in _eps_list(self.eps):
+            params: dict[str, float | str] = {"eps": e, "reference": self.reference}
+            for name in ("delta", "lipschitz", "eta"):
+                value = getattr(self, name)
+                if value is not None:
+                    params[name] = value
+            try:
+                props.append(make_property(self.prop_name, **params))
+            except InputError as err:
+                raise InputError(f"--property {self.prop_name}: {err}") from err
+        return props
+
+    def pgd(self) -> PGDConfig:
+        """The attack preset with ``--attack-steps`` / ``--restarts`` applied."""
+        pgd = ATTACK_PRESETS[self.attack_preset]()
+        if self.attack_steps is not None:
+            pgd = replace(pgd, steps=self.attack_steps)
+        if self.restarts is not None:
+            pgd = replace(pgd, restarts=self.restarts)
+        return pgd
 
 
 def _eps_list(raw: str) -> list[float]:
@@ -317,50 +378,11 @@ def _eps_list(raw: str) -> list[float]:
     return values
 
 
-def _gates(
-    stats: dict[str, Any],
-    eps: float,
-    min_satisfaction: float | None,
-    gate_on: str,
-    min_security: float | None,
-    require: str | None,
-) -> list[str]:
-    failed = []
-    where = f"(eps={eps:g})"
-    if min_satisfaction is not None and "satisfaction" in stats:
-        bound = stats["satisfaction"][0 if gate_on == "lower" else 1]
-        if bound < min_satisfaction:
-            failed.append(
-                f"satisfaction {gate_on} bound {bound:.3f} < --min-satisfaction "
-                f"{min_satisfaction:g} {where}"
-            )
-    if min_security is not None and "security" in stats and stats["security"] < min_security:
-        failed.append(f"security {stats['security']:.3f} < --min-security {min_security:g} {where}")
-    if require == "holds" and "satisfaction" in stats and stats["holds"] < stats["points"]:
-        failed.append(
-            f"--require holds: {stats['points'] - stats['holds']} point(s) not proved {where}"
-        )
-    return failed
-
-
 def _default_store(json_out: Path | None) -> Path:
     """Beside the JSON report when there is one, else in the cache directory."""
     if json_out is not None:
         return json_out.parent / ".robustprop-store.sqlite"
-    from robustprop.training.cache import cache_dir
-
     return cache_dir() / "verdicts.sqlite"
-
-
-def _default_data(net: Path) -> str:
-    from robustprop.export.metadata import read_metadata
-
-    meta = read_metadata(net)
-    if "dataset" not in meta:
-        raise InputError(
-            f"--data is needed: {net} has no 'dataset' in its metadata (not exported by robustprop)"
-        )
-    return meta["dataset"]
 
 
 def _check_writable(flag: str, path: Path) -> None:
@@ -370,71 +392,40 @@ def _check_writable(flag: str, path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"{flag} {path}: folder {parent} does not exist")
-    import os
-
     if not os.access(parent, os.W_OK):
         raise InputError(f"{flag} {path}: folder {parent} is not writable")
 
 
 def _print_summary(
-    name: str,
-    params: dict[str, float | str],
-    stats: dict[str, Any],
-    backend: str,
-    net: Path,
-    reused: int,
+    name: str, params: dict[str, float | str], stats: Summary, backend: str, net: Path
 ) -> None:
     shown = ", ".join(f"{k}={v}" for k, v in params.items())
-    click.echo(f"{name.upper()} ({shown}) on {net}, {stats['points']} points, backend {backend}")
+    click.echo(f"{name.upper()} ({shown}) on {net}, {stats.points} points, backend {backend}")
     rows: list[tuple[str, str]] = []
-    if "satisfaction" in stats:
-        lo, hi = stats["satisfaction"]
+    if stats.satisfaction is not None:
+        lo, hi = stats.satisfaction
         rows.append(
-            (
-                "holds / violated / unknown",
-                f"{stats['holds']} / {stats['violated']} / {stats['unknown']}",
-            )
+            ("holds / violated / unknown", f"{stats.holds} / {stats.violated} / {stats.unknown}")
         )
         interval = f"{lo:.3f}" if lo == hi else f"[{lo:.3f}, {hi:.3f}]"
         rows.append(("satisfaction (certified)", interval))
         rows.append(
             (
                 "decided by stage",
-                ", ".join(f"{k} {v}" for k, v in stats["decided_by_stage"].items()) or "-",
+                ", ".join(f"{k} {v}" for k, v in stats.decided_by_stage.items()) or "-",
             )
         )
-    if "security" in stats:
-        rows.append(("security (PGD)", f"{stats['security']:.3f}"))
-    if "accuracy" in stats and stats["accuracy"] is not None:
-        rows.append((f"accuracy ({stats['samples']} samples)", f"{stats['accuracy']:.3f}"))
-    missed = stats.get("refuted_but_missed_by_attack")
-    if missed:
-        rows.append(("refuted by solver, missed by PGD", str(len(missed))))
-    if reused:
-        rows.append(("reused from the store", f"{reused} verdict(s)"))
-    rows.append(("time", f"{stats['time_s']:.1f} s"))
+    if stats.security is not None:
+        rows.append(("security (PGD)", f"{stats.security:.3f}"))
+    if stats.accuracy is not None:
+        rows.append((f"accuracy ({stats.samples} samples)", f"{stats.accuracy:.3f}"))
+    if stats.refuted_but_missed_by_attack:
+        rows.append(
+            ("refuted by solver, missed by PGD", str(len(stats.refuted_but_missed_by_attack)))
+        )
+    if stats.reused:
+        rows.append(("reused from the store", f"{stats.reused} verdict(s)"))
+    rows.append(("time", f"{stats.time_s:.1f} s"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"  {key.ljust(width)}  {value}")
-
-
-class _ProgressBar:
-    """A tqdm bar over points on stderr with running verdict counts."""
-
-    def __init__(self, total: int, disabled: bool, label: str = "verify") -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(
-            total=total, unit="pt", file=sys.stderr, disable=disabled, desc=label, leave=False
-        )
-        self._counts = {"holds": 0, "violated": 0, "unknown": 0}
-
-    def update(self, point: object) -> None:
-        verdict = getattr(point, "verdict", None)
-        if verdict is not None:
-            self._counts[verdict.status.value] += 1
-        self._bar.set_postfix(self._counts, refresh=False)
-        self._bar.update(1)
-
-    def close(self) -> None:
-        self._bar.close()

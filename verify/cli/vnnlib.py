@@ -14,8 +14,11 @@ from pathlib import Path
 import click
 import numpy as np
 
+from robustprop.api import check_vnnlib
 from robustprop.properties.errors import InputError
-from robustprop.verify.engine.backends.base import BackendName
+from robustprop.verify.cli.param_types import TableChoice
+from robustprop.verify.run.config import BACKEND_CHOICES
+from robustprop.verify.run.stages import Strategy
 
 
 def format_witness(x: np.ndarray, y: np.ndarray) -> str:
@@ -47,7 +50,7 @@ def format_witness(x: np.ndarray, y: np.ndarray) -> str:
 )
 @click.option(
     "--backend",
-    type=click.Choice(["auto", *(b.value for b in BackendName)]),
+    type=TableChoice("backend", BACKEND_CHOICES),
     default="auto",
     show_default=True,
     help="Exact backend; auto: Marabou for --strategy plain, else Z3 for tiny networks and the "
@@ -55,7 +58,7 @@ def format_witness(x: np.ndarray, y: np.ndarray) -> str:
 )
 @click.option(
     "--strategy",
-    type=click.Choice(["staged", "plain"]),
+    type=TableChoice("strategy", [s.value for s in Strategy]),
     default="staged",
     show_default=True,
     help="staged: PGD search, bound propagation, then the exact backend; plain: the exact "
@@ -71,12 +74,10 @@ def command(
     net: Path, spec: Path, timeout: float, backend: str, strategy: str, attack: bool
 ) -> None:
     """Decide whether the unsafe set of SPEC contains a point of NET (sat) or not (unsat)."""
-    from robustprop.verify.runs.vnnlib_check import check_vnnlib
-
     if not timeout > 0:
         raise InputError(f"--timeout must be positive, got {timeout}")
     result = check_vnnlib(
-        net, spec, backend=backend, timeout_s=timeout, attack=attack, strategy=strategy
+        net, spec, backend=backend, timeout=timeout, attack=attack, strategy=strategy
     )
     click.echo(result.status)
     if result.status == "sat":

@@ -30,7 +30,7 @@ from robustprop.verify.engine.network import network_from_bytes
 from robustprop.verify.engine.point_query import PointDecider, Query
 from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
-from robustprop.verify.runs.model import ModelBytes
+from robustprop.verify.run.model import ModelBytes
 
 __all__ = ["GRACE_S", "WorkerPool", "WorkerSpec", "worker_context"]
 

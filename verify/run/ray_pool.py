@@ -1,6 +1,6 @@
 """Exact queries on a Ray cluster (``--executor ray [--address HOST:PORT]``).
 
-The same contract as :class:`robustprop.verify.runs.pool.WorkerPool`: ``map(queries,
+The same contract as :class:`robustprop.verify.run.pool.WorkerPool`: ``map(queries,
 timeout_s)`` yields
 ``(query, verdict)`` as they complete; a worker that hangs past the timeout (plus grace) is
 killed and replaced, a worker that dies costs only its query (``unknown`` with the reason), and
@@ -23,7 +23,7 @@ from robustprop.verify.engine.network import network_from_bytes
 from robustprop.verify.engine.point_query import PointDecider, Query
 from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
-from robustprop.verify.runs.pool import GRACE_S, WorkerSpec
+from robustprop.verify.run.pool import GRACE_S, WorkerSpec
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """One run: satisfaction, security and accuracy of one property on one network.
 
 Per point, with :attr:`Strategy.STAGED` (the default), in order (each step only for what the
-previous left open; the stages are :mod:`robustprop.verify.runs.stages`):
+previous left open; the stages are :mod:`robustprop.verify.run.stages`):
 
 1. **center** — the data point itself, replayed through onnxruntime;
-2. **attack** — batched PGD (:mod:`robustprop.verify.runs.empirical`: the property's own
+2. **attack** — batched PGD (:mod:`robustprop.verify.run.empirical`: the property's own
    attack objectives, all in one batch); a candidate counts only after replay. The same attack
    gives the *security* metric;
 3. **bounds** — batched CROWN bound propagation over all open points: ``holds`` when it proves
@@ -52,11 +52,11 @@ from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.torch_net import to_torch
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 from robustprop.verify.formats.vnnlib_write import write_vnnlib
-from robustprop.verify.runs.config import RunConfig
-from robustprop.verify.runs.empirical import attack_points, sample_points
-from robustprop.verify.runs.points import Points, PointSelection, domain_from_metadata, load_points
-from robustprop.verify.runs.result import PointResult, RunResult
-from robustprop.verify.runs.stages import (
+from robustprop.verify.run.config import RunConfig
+from robustprop.verify.run.empirical import attack_points, sample_points
+from robustprop.verify.run.points import Points, PointSelection, domain_from_metadata, load_points
+from robustprop.verify.run.result import PointResult, RunResult
+from robustprop.verify.run.stages import (
     Attack,
     ExactSettings,
     Origin,
@@ -65,7 +65,7 @@ from robustprop.verify.runs.stages import (
     run_stages,
     torch_threads,
 )
-from robustprop.verify.runs.store import Store, is_reusable, point_key, property_key
+from robustprop.verify.run.store import Store, is_reusable, point_key, property_key
 
 if TYPE_CHECKING:
     import torch

@@ -1,0 +1,276 @@
+"""The stages of the staged pipeline, shared by ``verify run`` and ``verify vnnlib``.
+
+A stage takes the open :class:`~robustprop.verify.engine.point_query.Query` s and returns the
+verdicts it reached; what it leaves open goes to the next stage:
+
+- :func:`confirm` — a candidate point counts only after onnxruntime replay;
+- :func:`bound_stage` — batched CROWN bound propagation: ``holds`` where it proves the negation
+  empty; the rest pruned of the disjuncts it refutes and seeded with its neuron bounds;
+- :func:`exact_stage` — the exact backend under a per-query time limit: in this process for
+  the portfolio (its solvers run in forked, killable racers) or with ``isolate`` (each solver
+  call in a killed-on-timeout child), else in a pool of worker processes or Ray actors.
+
+:func:`run_stages` chains an attack (the caller's: PGD on the property for ``verify run``,
+the falsifier on a VNN-LIB negation for ``verify vnnlib``), the bounds and the exact stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+from robustprop.lazy import load
+from robustprop.properties.errors import InputError, RobustpropError
+from robustprop.properties.spec import FloatArray, Negation
+from robustprop.verify.engine.backends.base import BackendName
+from robustprop.verify.engine.bounds import bound_negations, compute_seeds
+from robustprop.verify.engine.crown import Crown
+from robustprop.verify.engine.network import Network
+from robustprop.verify.engine.point_query import PointDecider, Query
+from robustprop.verify.engine.replay import Replayer
+from robustprop.verify.engine.verdict import Stage, Status, Verdict
+from robustprop.verify.run.model import ModelBytes
+from robustprop.verify.run.pool import WorkerPool, WorkerSpec
+from robustprop.verify.run.ray_pool import RayPool
+
+__all__ = [
+    "Attack",
+    "ExactSettings",
+    "Executor",
+    "Origin",
+    "Strategy",
+    "bound_stage",
+    "confirm",
+    "exact_stage",
+    "run_stages",
+    "torch_threads",
+]
+
+log = logging.getLogger(__name__)
+
+
+class Strategy(StrEnum):
+    """How points are decided."""
+
+    STAGED = "staged"  # center, attack, bounds, then the exact backend
+    PLAIN = "plain"  # the exact backend alone: the baseline a user could script
+
+
+class Origin(StrEnum):
+    """Where :func:`run_stages` got a verdict from."""
+
+    ATTACK = "attack"
+    BOUNDS = "bounds"
+    STORE = "store"  # an earlier run's verdict (an untrusted cache)
+    EXACT = "exact"
+
+
+class Executor(StrEnum):
+    """Where the exact stage's queries run."""
+
+    LOCAL = "local"  # worker processes on this machine
+    RAY = "ray"  # Ray actors (a local instance or ``address``)
+
+
+@dataclass(frozen=True)
+class ExactSettings:
+    """How the exact stage runs: a resolved backend, a per-query limit, the executor."""
+
+    backend: BackendName
+    timeout_s: float
+    jobs: int = 1
+    executor: Executor = Executor.LOCAL
+    address: str | None = None
+    in_process: bool = False  # one job in this process (always so for the portfolio's 1 job)
+    isolate: bool = True  # in this process: each solver call in a child killed on timeout
+    deadline: float | None = None  # time.monotonic() after which no query starts
+
+    def budget(self) -> float:
+        """The time limit of the next query: ``timeout_s``, or less when a deadline is near."""
+        if self.deadline is None:
+            return self.timeout_s
+        return max(0.0, min(self.timeout_s, self.deadline - time.monotonic()))
+
+
+def confirm(replayer: Replayer, x: FloatArray, negation: Negation) -> Verdict | None:
+    """A ``violated`` verdict (stage and backend filled in by the caller) when ``x`` replays
+    inside the negation with onnxruntime, else None."""
+    replay = replayer.replay(x, negation)
+    if not replay.confirmed:
+        log.info("candidate failed replay: %s", replay.note)
+        return None
+    return Verdict(
+        Status.VIOLATED,
+        Stage.ATTACK,
+        "replay",
+        0.0,
+        witness=replay.x,
+        witness_output=replay.y64,
+    )
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run torch ops on ``count`` intra-op threads, then restore the setting.
+
+    The attack and bound stages run many small ops; on a loaded machine (solver processes on
+    the other cores) every op's thread hand-off can wait a scheduler slice, which made them
+    ~10x slower with two threads than with one on our two-core machine.
+    """
+    torch = load("torch")
+    saved = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+def bound_stage(
+    network: Network,
+    queries: Sequence[Query],
+    *,
+    centers_y: FloatArray | None = None,
+    device: str = "cpu",
+) -> tuple[dict[int, Verdict], list[Query]]:
+    """Batched bound propagation: ``holds`` verdicts by query index, and the open queries,
+    pruned and seeded for the exact stage."""
+    if not queries:
+        return {}, []
+    t0 = time.monotonic()
+    crown = Crown(network, device)
+    negations = [q.negation for q in queries]
+    with torch_threads(1):
+        results = compute_seeds(
+            network, bound_negations(network, negations, crown, centers_y=centers_y), crown
+        )
+    per_query = (time.monotonic() - t0) / len(queries)
+    proved: dict[int, Verdict] = {}
+    left: list[Query] = []
+    for q, r in zip(queries, results, strict=True):
+        if r.holds or r.negation is None:
+            proved[q.index] = Verdict(Status.HOLDS, Stage.BOUNDS, "crown", per_query, r.reason)
+        else:
+            left.append(Query(q.index, r.negation, r.seed, r.g_bounds))
+    log.info("bound stage: %d of %d proved", len(proved), len(queries))
+    return proved, left
+
+
+def exact_stage(
+    queries: Sequence[Query],
+    settings: ExactSettings,
+    network: Network,
+    model: ModelBytes,
+    replayer: Replayer,
+) -> Iterator[tuple[Query, Verdict]]:
+    """Exact verdicts for ``queries`` in completion order (see the module doc)."""
+    if not queries:
+        return
+    local_one = settings.jobs == 1 and settings.executor is Executor.LOCAL
+    if settings.in_process or (local_one and settings.backend is BackendName.PORTFOLIO):
+        decider = PointDecider(network, replayer, settings.backend.value, isolate=settings.isolate)
+        for query in queries:
+            yield query, _decide_here(decider, query, settings)
+        return
+    spec = WorkerSpec(model, settings.backend.value)
+    pool: WorkerPool | RayPool
+    if settings.executor is Executor.RAY:
+        pool = RayPool(spec, settings.jobs, settings.address)
+    else:
+        pool = WorkerPool(spec, settings.jobs)
+    with pool:
+        yield from pool.map(queries, settings.budget())
+
+
+def _decide_here(decider: PointDecider, query: Query, settings: ExactSettings) -> Verdict:
+    """One query in this process; an error costs the query, as in a pool worker."""
+    backend = settings.backend.value
+    try:
+        return decider.decide(query, settings.budget())
+    except InputError:
+        raise  # bad input (a missing solver package): every query would fail alike
+    except RobustpropError as err:
+        return Verdict(Status.UNKNOWN, Stage.NONE, backend, 0.0, reason=f"error: {err}")
+    except Exception as err:  # a solver bug: one query, not the run
+        log.exception("query %d failed", query.index)
+        reason = f"internal error: {type(err).__name__}: {err}"
+        return Verdict(Status.UNKNOWN, Stage.NONE, backend, 0.0, reason=reason)
+
+
+#: An attack stage: verdicts (``violated``, replayed) for some of the open queries.
+Attack = Callable[[Sequence[Query]], dict[int, Verdict]]
+
+
+def run_stages(
+    queries: Sequence[Query],
+    network: Network,
+    model: ModelBytes,
+    replayer: Replayer,
+    settings: ExactSettings,
+    *,
+    strategy: Strategy = Strategy.STAGED,
+    attacks: tuple[Attack, ...] = (),
+    centers_y: FloatArray | None = None,
+    device: str = "cpu",
+    lookup: Callable[[Query], Verdict | None] | None = None,
+    on_verdict: Callable[[Query, Verdict, Origin], None] | None = None,
+) -> dict[int, Verdict]:
+    """The staged pipeline on ``queries``; returns every verdict by query index.
+
+    With :attr:`Strategy.STAGED`: ``attacks[0]``, the bounds, the other attacks, then the exact
+    stage; :attr:`Strategy.PLAIN` skips all but the exact stage. ``lookup`` may answer a query
+    from a store before the exact stage; ``on_verdict(query, verdict, origin)`` is called for
+    each verdict as it is reached (the store's writer, a progress bar).
+    """
+    verdicts: dict[int, Verdict] = {}
+    by_index = {q.index: q for q in queries}
+
+    def reached(found: dict[int, Verdict], origin: Origin) -> None:
+        for index, verdict in sorted(found.items()):
+            verdicts[index] = verdict
+            if on_verdict is not None:
+                on_verdict(by_index[index], verdict, origin)
+
+    open_queries = list(queries)
+    if strategy is Strategy.STAGED:
+        for k, attack in enumerate(attacks):
+            if k == 1:  # the bounds come after the first (short) attack
+                proved, open_queries = bound_stage(
+                    network, open_queries, centers_y=_rows(centers_y, open_queries), device=device
+                )
+                reached(proved, Origin.BOUNDS)
+            if open_queries:
+                reached(attack(open_queries), Origin.ATTACK)
+                open_queries = [q for q in open_queries if q.index not in verdicts]
+        if len(attacks) < 2 and open_queries:
+            proved, open_queries = bound_stage(
+                network, open_queries, centers_y=_rows(centers_y, open_queries), device=device
+            )
+            reached(proved, Origin.BOUNDS)
+    todo = []
+    for q in open_queries:
+        hit = None if lookup is None else lookup(q)
+        if hit is None:
+            todo.append(q)
+            continue
+        verdicts[q.index] = hit
+        if on_verdict is not None:
+            on_verdict(q, hit, Origin.STORE)
+    for q, verdict in exact_stage(todo, settings, network, model, replayer):
+        verdicts[q.index] = verdict
+        if on_verdict is not None:
+            on_verdict(q, verdict, Origin.EXACT)
+    return verdicts
+
+
+def _rows(centers_y: FloatArray | None, queries: Sequence[Query]) -> FloatArray | None:
+    """The centre outputs of ``queries`` (``centers_y`` is indexed by query index)."""
+    if centers_y is None or not queries:
+        return None
+    return np.asarray(centers_y[[q.index for q in queries]])
