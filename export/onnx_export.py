@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
-import secrets
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from torch import nn
 
 from robustprop.export.metadata import robustprop_version
 from robustprop.properties.errors import InputError, InternalError
+from robustprop.training.cache import atomic_write
 
 __all__ = [
     "CLAMP_BOUND",
@@ -179,21 +178,16 @@ def _parity(
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
+    """Write the model through :func:`~robustprop.training.cache.atomic_write`: a regular file
+    is replaced atomically, a device or FIFO written in place, a link's target replaced."""
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected an output file name")
     if not path.parent.is_dir():
         raise InputError(f"{path}: directory {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
-        with tmp.open("xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, lambda handle: handle.write(data))
     except OSError as err:
-        raise InputError(f"{path}: cannot write ({err})") from err
-    finally:
-        tmp.unlink(missing_ok=True)
+        raise InputError(f"{path}: cannot write ({err.strerror or err})") from err
 
 
 def _check_inputs(check_inputs: npt.ArrayLike, n_inputs: int) -> npt.NDArray[np.float32]:

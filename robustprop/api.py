@@ -10,7 +10,7 @@ The command line calls these functions; it adds only flags, printing, files and 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,12 +24,13 @@ from robustprop.properties import Domain, PGDConfig, Property, References
 from robustprop.properties.errors import InputError
 from robustprop.verify.engine.attack import batched_attack
 from robustprop.verify.engine.backends.base import BackendName
-from robustprop.verify.engine.verdict import Verdict
+from robustprop.verify.engine.verdict import Status, Verdict
 from robustprop.verify.run.config import RunConfig
 from robustprop.verify.run.model import ModelBytes
 from robustprop.verify.run.points import Points, PointSelection
 from robustprop.verify.run.progress import ProgressBar
 from robustprop.verify.run.result import PointResult, RunResult
+from robustprop.verify.run.reuse import ALL_STATUSES
 from robustprop.verify.run.runner import run
 from robustprop.verify.run.stages import Executor, Strategy
 from robustprop.verify.run.summary import METRICS
@@ -56,7 +57,8 @@ Result = RunResult
 def load(model: Any, example_input: Any = None) -> ModelBytes:
     """The model as ONNX bytes, read (or exported) once.
 
-    ``model``: a path to an ``.onnx`` file, the file's bytes, a :class:`ModelBytes`, or a
+    ``model``: a path to an ``.onnx`` file (its external data files, if any, are read from
+    its folder and inlined), the file's bytes (self-contained), a :class:`ModelBytes`, or a
     ``torch.nn.Module`` with ``example_input`` (a tensor of one input's shape, batch first),
     exported with ``torch.onnx.export(..., dynamo=False)``.
     """
@@ -65,7 +67,7 @@ def load(model: Any, example_input: Any = None) -> ModelBytes:
     if isinstance(model, str | Path):
         return ModelBytes.read(model)
     if isinstance(model, bytes | bytearray):
-        return ModelBytes(bytes(model), "<onnx bytes>")
+        return ModelBytes.of(bytes(model), "<onnx bytes>")
     torch = load_heavy("torch")
     if isinstance(model, torch.nn.Module):
         if example_input is None:
@@ -101,6 +103,9 @@ def check(
     timeout: float = 60.0,
     jobs: int = 1,
     store: str | Path | None = None,
+    reuse: Iterable[Status | str] = ALL_STATUSES,
+    trust_store: bool = False,
+    max_time: float | None = None,
     progress: bool | Callable[[PointResult], None] = False,
     backend: BackendName | str = "auto",
     strategy: Strategy | str = Strategy.STAGED,
@@ -120,8 +125,15 @@ def check(
     input domain) with optional integer labels ``y``; or ``data`` (a dataset name or ``.npz``,
     its first ``points`` rows of ``split``, or a seeded sample with ``sample_seed``); or
     neither: the dataset recorded in the model's metadata.
-    ``store``: a SQLite verdict cache (``None``: none). ``progress``: a bar on stderr, or a
+    ``store``: a SQLite verdict cache (``None``: none), untrusted: a stored ``violated`` is
+    reused when its witness replays, a stored ``holds`` / ``unknown`` only when its status is
+    in ``reuse``; every reused verdict is marked (``PointResult.reused``, ``result.store``);
+    ``trust_store`` records that the caller rests decisions on the unchecked ones.
+    ``timeout``: wall time per point of the exact stage; ``max_time``: of the whole run (points
+    left undecided are ``unknown``, "run time limit"). ``progress``: a bar on stderr, or a
     callable given each point's result as it is decided.
+    Raises :class:`~robustprop.verify.run.signals.Interrupted` (a KeyboardInterrupt) with
+    ``.result``, what was decided, when interrupted.
     """
     loaded = load(model)
     config = RunConfig(
@@ -138,6 +150,9 @@ def check(
         seed=seed,
         domain=domain,
         store_path=None if store is None else Path(store),
+        reuse=_statuses(reuse),
+        store_trusted=trust_store,
+        max_time_s=max_time,
         strategy=Strategy(strategy),
         executor=Executor(executor),
         address=address,
@@ -225,6 +240,17 @@ def attack(
     )
 
 
+def _statuses(values: Iterable[Status | str]) -> frozenset[Status]:
+    out = set()
+    for value in values:
+        try:
+            out.add(Status(value))
+        except ValueError as err:
+            choices = ", ".join(s.value for s in Status)
+            raise InputError(f"reuse: unknown verdict {value!r} (choose from {choices})") from err
+    return frozenset(out)
+
+
 def _array(value: Any) -> npt.NDArray[Any]:
     """A numpy copy of an array-like or a (CPU or GPU) tensor."""
     if hasattr(value, "detach"):
@@ -266,7 +292,9 @@ def _points(
                 f"data is needed: {model.source} has no 'dataset' in its metadata "
                 "(not exported by robustprop); pass x or data"
             )
-        data = meta["dataset"]
+        if count < 1:
+            raise InputError(f"points must be >= 1, got {count}")
+        return PointSelection(meta["dataset"], split, count, sample_seed, data_dir, True)
     if count < 1:
         raise InputError(f"points must be >= 1, got {count}")
     return PointSelection(str(data), split, count, sample_seed, data_dir)

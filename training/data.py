@@ -17,6 +17,11 @@ a path to an ``.npz`` file    keys ``x``, ``y`` (or ``x_train`` ... ``y_test``);
 The data directory is, in order: the ``data_dir`` argument, ``$ROBUSTPROP_DATA_DIR``, or
 ``../shared/data`` beside the repository root. Decoded GTSRB arrays are cached in the cache
 directory (:mod:`robustprop.training.cache`).
+
+Reading is bounded: an ``.npz`` file is read key by key within
+:data:`~robustprop.training.npz_reader.MAX_NPZ_BYTES`, an IDX file within
+:data:`~robustprop.training.idx.MAX_IDX_BYTES`, each checked from its header before the
+data are inflated. :func:`load_subset` converts only the rows it returns.
 """
 
 from __future__ import annotations
@@ -34,19 +39,22 @@ import numpy.typing as npt
 from robustprop.properties.errors import InputError
 from robustprop.training.gtsrb import GTSRB_CLASSES, GTSRB_FILE, GTSRB_SIDES, load_gtsrb
 from robustprop.training.idx import read_idx
-from robustprop.training.npz_data import read_npz_dataset
+from robustprop.training.npz_data import RowSelector, read_npz_dataset
 
 __all__ = [
     "DATASET_NAMES",
     "SPLITS",
     "Dataset",
     "load_dataset",
+    "load_subset",
     "resolve_data_dir",
     "subset",
     "subset_indices",
 ]
 
 logger = logging.getLogger(__name__)
+
+Rows = npt.NDArray[np.int64]  # row indices in the split
 
 DATA_ENV: Final = "ROBUSTPROP_DATA_DIR"
 SPLITS: Final = ("train", "test")
@@ -192,16 +200,43 @@ def _gtsrb(variant: str, split: str, data_dir: Path | str | None) -> Dataset:
     return Dataset(x, y, GTSRB_CLASSES, (1, side, side), variant)
 
 
-def _bundled_slice(split: str) -> Dataset:
+def _bundled_slice(split: str, select: RowSelector | None) -> tuple[Dataset, Rows]:
     ref = resources.files("robustprop.training") / "slices" / SLICE_FILE
     with resources.as_file(ref) as path:
-        arrays = read_npz_dataset(path, split)
-    return Dataset(arrays.x, arrays.y, 10, (1, 28, 28), "fashion-mnist-slice")
+        arrays = read_npz_dataset(path, split, select)
+    ds = Dataset(arrays.x, arrays.y, 10, (1, 28, 28), "fashion-mnist-slice")
+    return ds, arrays.rows
 
 
-def _npz(path: Path, split: str) -> Dataset:
-    arrays = read_npz_dataset(path, split)
-    return Dataset(arrays.x, arrays.y, arrays.n_classes, arrays.input_shape, str(path))
+def _npz(path: Path, split: str, select: RowSelector | None) -> tuple[Dataset, Rows]:
+    arrays = read_npz_dataset(path, split, select)
+    ds = Dataset(arrays.x, arrays.y, arrays.n_classes, arrays.input_shape, str(path))
+    return ds, arrays.rows
+
+
+def _load(
+    name: str, split: str, data_dir: Path | str | None, select: RowSelector | None
+) -> tuple[Dataset, Rows]:
+    if split not in SPLITS:
+        raise InputError(f"split must be 'train' or 'test', got {split!r}")
+    key = name.strip().lower().replace("_", "-")
+    if key in DATASET_NAMES and not Path(name).is_file():
+        if key == "fashion-mnist-slice":
+            return _bundled_slice(split, select)
+        ds = (
+            _fashion_mnist(split, data_dir)
+            if key == "fashion-mnist"
+            else _gtsrb(key, split, data_dir)
+        )
+        rows = np.arange(len(ds), dtype=np.int64) if select is None else select(len(ds))
+        return (ds if select is None else ds.take(rows)), rows
+    path = Path(name).expanduser()
+    if path.suffix == ".npz" or path.exists():
+        return _npz(path, split, select)
+    raise InputError(
+        f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)} "
+        "or give the path of an .npz file with arrays x and y"
+    )
 
 
 def load_dataset(name: str, split: str, data_dir: Path | str | None = None) -> Dataset:
@@ -210,19 +245,18 @@ def load_dataset(name: str, split: str, data_dir: Path | str | None = None) -> D
     ``data_dir`` is used by the named datasets only (see :func:`resolve_data_dir`). Missing,
     truncated or malformed files raise :class:`InputError` naming the file.
     """
-    if split not in SPLITS:
-        raise InputError(f"split must be 'train' or 'test', got {split!r}")
-    key = name.strip().lower().replace("_", "-")
-    if key in DATASET_NAMES and not Path(name).is_file():
-        if key == "fashion-mnist":
-            return _fashion_mnist(split, data_dir)
-        if key == "fashion-mnist-slice":
-            return _bundled_slice(split)
-        return _gtsrb(key, split, data_dir)
-    path = Path(name).expanduser()
-    if path.suffix == ".npz" or path.exists():
-        return _npz(path, split)
-    raise InputError(
-        f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)} "
-        "or give the path of an .npz file with arrays x and y"
-    )
+    return _load(name, split, data_dir, None)[0]
+
+
+def load_subset(
+    name: str, split: str, n: int, seed: int | None = 0, data_dir: Path | str | None = None
+) -> tuple[Dataset, Rows]:
+    """The points at :func:`subset_indices` ``(N, n, seed)`` of a split, and those indices.
+
+    The same points as ``subset(load_dataset(name, split, data_dir), n, seed)``; an ``.npz``
+    file (the bundled slice included) converts only the chosen rows to float32, so a few
+    points of a big file cost a few points of memory.
+    """
+    if n < 1:
+        raise InputError(f"number of points must be >= 1, got {n}")
+    return _load(name, split, data_dir, lambda total: subset_indices(total, n, seed))

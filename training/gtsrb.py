@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from robustprop.properties.errors import InputError
 from robustprop.training.cache import cache_dir, load_arrays, store_arrays
-from robustprop.training.npz_data import READ_ERRORS
+from robustprop.training.npz_reader import READ_ERRORS, NpzArchive
 
 __all__ = ["GTSRB_CLASSES", "GTSRB_FILE", "GTSRB_SIDES", "load_gtsrb"]
 
@@ -63,23 +63,28 @@ def _decode(
     logger.info("decoding %s (%s split); this takes a few seconds", path, split)
     xk, yk = f"x_{split}", f"y_{split}"
     try:
-        with path.open("rb") as handle:  # ours to close, whatever np.load makes of the bytes
-            archive = np.load(handle, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise InputError(f"{path}: not an .npz archive (it holds a single array)")
-            missing = [k for k in (xk, yk) if k not in archive.files]
+        with NpzArchive(path) as archive:
+            missing = [k for k in (xk, yk) if k not in archive]
             if missing:
                 raise InputError(f"{path}: missing key(s) {', '.join(missing)}")
-            rgb, labels = archive[xk], archive[yk]
+            head = archive.member(xk)
+            if head.dtype != np.uint8 or len(head.shape) != 4 or head.shape[1:] != (32, 32, 3):
+                raise InputError(
+                    f"{path}: expected uint8 images of shape (N, 32, 32, 3), "
+                    f"got {head.dtype} {head.shape}"
+                )
+            archive.check_budget(xk, yk)
+            labels = archive.read(yk)
+            if labels.ndim != 1 or len(labels) != head.shape[0] or len(labels) == 0:
+                raise InputError(
+                    f"{path}: '{yk}' must have one label per image of '{xk}', "
+                    f"got {labels.shape} for {head.shape}"
+                )
+            rgb = archive.read(xk)
     except InputError:  # a ValueError, which READ_ERRORS would swallow
         raise
     except READ_ERRORS as err:
         raise InputError(f"{path}: unreadable or corrupt GTSRB archive ({err})") from err
-    if labels.ndim != 1 or len(labels) != len(rgb) or len(labels) == 0:
-        raise InputError(
-            f"{path}: '{yk}' must have one label per image of '{xk}', "
-            f"got {labels.shape} for {rgb.shape}"
-        )
     if not np.issubdtype(labels.dtype, np.integer):
         raise InputError(f"{path}: '{yk}' must hold integer labels, got dtype {labels.dtype}")
     lo, hi = int(labels.min()), int(labels.max())
@@ -103,7 +108,7 @@ def load_gtsrb(
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     entry = _cache_path(path, variant, split)
-    cached = load_arrays(entry)
+    cached = load_arrays(entry, ("x", "y"))
     if cached is not None and {"x", "y"} <= cached.keys():
         x, y = cached["x"], cached["y"]
         if x.dtype == np.float32 and y.dtype == np.int64 and x.shape == (len(y), side * side):

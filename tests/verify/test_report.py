@@ -132,7 +132,8 @@ def test_rerun_replaces_report_and_figures(real_runs: RealRuns, tmp_path: Path) 
     out = tmp_path / "r.md"
     assert report(real_runs.sweep, "-o", out).exit_code == 0
     assert report(real_runs.lr19_a, "-o", out).exit_code == 0
-    assert [p.name for p in (tmp_path / "r_files").iterdir()] == ["01-lr-networks.png"]
+    figures = sorted(p.name for p in (tmp_path / "r_files").iterdir())
+    assert figures == [".robustprop-report", "01-lr-networks.png"]  # the marker: ours to replace
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.md", "r_files"]
 
 

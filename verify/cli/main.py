@@ -1,8 +1,9 @@
 """The ``verify`` console script: one click group, one module per subcommand.
 
 Exit codes (DESIGN.md §7): 0 all gates pass; 1 a gate failed; 2 usage or input error;
-3 internal or solver error. Library errors carry their exit code (``robustprop.properties.errors``);
-this module turns them into one-line messages on stderr (``--debug`` shows the traceback).
+3 internal or solver error; 128 + the signal when stopped by one (130 SIGINT, 143 SIGTERM).
+Library errors carry their exit code (``robustprop.properties.errors``); this module turns
+them into one-line messages on stderr (``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import click
 from robustprop.properties.errors import RobustpropError
 from robustprop.verify.cli import experiment, export, report, run, train, vnnlib
 from robustprop.verify.cli.version import tool_version
+from robustprop.verify.formats.text import printable
+from robustprop.verify.run.signals import Interrupted
 
 
 def _one_line(err: BaseException) -> str:
     """The message of ``err`` on one line (library and numpy messages may span several)."""
-    return " ".join(str(err).split())
+    return printable(" ".join(str(err).split()))
 
 
 class _Group(click.Group):
@@ -38,9 +41,10 @@ class _Group(click.Group):
             sys.exit(err.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM within verify run
+            stopped = err if isinstance(err, Interrupted) else Interrupted()
+            click.echo(str(stopped), err=True)
+            sys.exit(stopped.exit_code)
         except Exception as err:  # a bug: say so in one line, exit 3
             if debug:
                 traceback.print_exc()

@@ -8,10 +8,17 @@ from typing import get_args
 import click
 
 from robustprop.verify.cli.version import tool_version
+from robustprop.verify.formats.output_file import is_stdout
+from robustprop.verify.formats.text import printable
 from robustprop.verify.report.junit import write_junit_runs
 from robustprop.verify.report.load import load_runs
 from robustprop.verify.report.model import LabelBy
-from robustprop.verify.report.render import check_output_path, report_format, write_report
+from robustprop.verify.report.render import (
+    check_output_path,
+    check_report_path,
+    figures_folder,
+    write_report,
+)
 
 __all__ = ["command"]
 
@@ -24,7 +31,8 @@ __all__ = ["command"]
     type=click.Path(path_type=Path, dir_okay=False),
     default=Path("report.md"),
     show_default=True,
-    help="Report file: .md (GitHub Markdown) or .html; figures go to <stem>_files/ beside it.",
+    help="Report file: .md (GitHub Markdown) or .html; figures go to <stem>_files/ beside it "
+    "(a folder of that name not made by verify report is refused, never replaced).",
 )
 @click.option(
     "--label-by",
@@ -38,7 +46,8 @@ __all__ = ["command"]
     "junit_out",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Also write the runs as JUnit XML (one test case per point and property).",
+    help="Also write the runs as JUnit XML (one test case per point and property); "
+    "- for standard output.",
 )
 def command(
     inputs: tuple[Path, ...], output: Path, label_by: LabelBy, junit_out: Path | None
@@ -51,15 +60,20 @@ def command(
     refuted by the verifier but missed by PGD. A malformed input is an error (exit 2)
     and no report is written.
     """
-    report_format(output)  # reject a bad suffix before reading anything
-    check_output_path("-o", output)
+    check_report_path(output)  # a bad suffix, a folder not ours: before reading anything
     if junit_out is not None:  # checked before the report is written: all or nothing
         check_output_path("--junit", junit_out)
     runs = load_runs(list(inputs), label_by)
     figures = write_report(output, runs, list(inputs), tool_version())
     runs_text = f"{len(runs)} run" + ("" if len(runs) == 1 else "s")
     figures_text = f"{len(figures)} figure" + ("" if len(figures) == 1 else "s")
-    click.echo(f"wrote {output} ({runs_text}, {figures_text} in {output.stem}_files/)")
+    folder = figures_folder(output)
+    to_stderr = junit_out is not None and is_stdout(junit_out)  # stdout carries the XML
+    click.echo(
+        f"wrote {printable(output)} ({runs_text}, {figures_text} in {printable(folder.name)}/)",
+        err=to_stderr,
+    )
     if junit_out is not None:
         write_junit_runs(junit_out, runs)
-        click.echo(f"wrote {junit_out}")
+        if not to_stderr:
+            click.echo(f"wrote {printable(junit_out)}")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import sys
+import time
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -18,14 +18,19 @@ from robustprop.properties.errors import InputError, InternalError
 from robustprop.training.cache import cache_dir
 from robustprop.training.data import SPLITS
 from robustprop.verify.cli.param_types import TableChoice
+from robustprop.verify.cli.printout import print_summary
 from robustprop.verify.cli.version import tool_version
+from robustprop.verify.formats.output_file import check_output, is_stdout, writes_in_place
+from robustprop.verify.formats.text import printable
 from robustprop.verify.report.document import sweep_document, to_json, write_json
 from robustprop.verify.report.junit import write_junit
 from robustprop.verify.run.config import ATTACK_PRESETS, BACKEND_CHOICES
 from robustprop.verify.run.gates import GateBound, Gates
 from robustprop.verify.run.progress import ProgressBar
+from robustprop.verify.run.reuse import ALL_STATUSES
+from robustprop.verify.run.signals import Interrupted, stop_on_signals
 from robustprop.verify.run.stages import Executor, Strategy
-from robustprop.verify.run.summary import METRICS, Summary
+from robustprop.verify.run.summary import METRICS
 
 
 def _values(enum: type[StrEnum]) -> list[str]:
@@ -121,7 +126,16 @@ def _split_metrics(value: str) -> tuple[str, ...]:
     type=float,
     default=60.0,
     show_default=True,
-    help="Seconds per point for the exact stage.",
+    help="Wall-clock seconds per point for the exact stage (solver, set-up and replay); a "
+    "point still running then is stopped and unknown.",
+)
+@click.option(
+    "--max-time",
+    "max_time_s",
+    type=float,
+    default=None,
+    help="Wall-clock seconds for the whole run (all ε of a sweep); points not decided by then "
+    "are unknown (reason: run time limit).",
 )
 @click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes.")
 @click.option(
@@ -191,6 +205,12 @@ def _split_metrics(value: str) -> tuple[str, ...]:
 )
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the store.")
 @click.option(
+    "--trust-store",
+    is_flag=True,
+    help="Let gates rest on stored holds/unknown verdicts without re-deciding them (the store "
+    "is an unchecked cache: anyone who can write the file can write a verdict).",
+)
+@click.option(
     "--executor",
     type=TableChoice("executor", _values(Executor)),
     default="local",
@@ -210,7 +230,12 @@ def command(**params: Any) -> None:
 
     Prints holds / violated / unknown, the satisfaction interval, security and accuracy.
     Exit code 0 when every gate passes, 1 when a gate fails, 2 for bad input, 3 for
-    internal or solver errors (including a broken invariant).
+    internal or solver errors (including a broken invariant), 130 / 143 when stopped by
+    SIGINT / SIGTERM (what was decided is kept in the store and written, marked incomplete).
+
+    The store is an untrusted cache: its holds and unknown verdicts are re-decided when a
+    gate could rest on them (unless --trust-store), a stored violated counts when its witness
+    replays; every reused verdict is marked in the printout, the JSON and the JUnit XML.
     """
     flags = RunFlags(**params)
     props = flags.properties()
@@ -227,11 +252,14 @@ def command(**params: Any) -> None:
         ("--points", flags.points),
         ("--samples", flags.samples),
         ("--jobs", flags.jobs),
+        ("--max-time", 1 if flags.max_time_s is None else flags.max_time_s),
     ):
         if not value > 0:
             raise InputError(f"{flag} must be > 0, got {value}")
     if flags.tau < 0:
         raise InputError(f"--tau must be >= 0, got {flags.tau}")
+    if flags.trust_store and flags.no_cache:
+        raise InputError("--trust-store: there is no store to trust with --no-cache")
     gates = Gates(
         flags.min_satisfaction,
         GateBound(flags.gate_on),
@@ -240,59 +268,99 @@ def command(**params: Any) -> None:
     )
     for flag, out in (("--json", flags.json_out), ("--junit", flags.junit_out)):
         if out is not None:
-            _check_writable(flag, out)
+            check_output(out, flag)
+    to_stdout = any(out is not None and is_stdout(out) for out in (flags.json_out, flags.junit_out))
+    if (
+        flags.json_out is not None
+        and flags.junit_out is not None
+        and (is_stdout(flags.json_out) and is_stdout(flags.junit_out))
+    ):
+        raise InputError("--json - and --junit -: only one of them can go to standard output")
     metrics = _split_metrics(flags.metrics)
     model = load(net)
-    if flags.data is None and "dataset" not in model.metadata():
-        raise InputError(
-            f"--data is needed: {net} has no 'dataset' in its metadata (not exported by robustprop)"
+    if flags.data is None:
+        dataset = model.metadata().get("dataset")
+        if dataset is None:
+            raise InputError(
+                f"--data is needed: {net} has no 'dataset' in its metadata "
+                "(not exported by robustprop)"
+            )
+        click.echo(
+            f"data: {printable(dataset)} (from the model's metadata; --data to choose)", err=True
         )
     store_path = None if flags.no_cache else (flags.store or _default_store(flags.json_out))
+    reuse = ALL_STATUSES if flags.trust_store else ALL_STATUSES - gates.rests_on()
+    deadline = None if flags.max_time_s is None else time.monotonic() + flags.max_time_s
     documents = []
     failed: list[str] = []
     breaches: list[str] = []
-    for prop in props:
-        bar = ProgressBar(
-            flags.points, disabled=flags.no_progress, label=f"{prop.name} eps={prop.eps:g}"
-        )
-        try:
-            result = check(
-                model,
-                prop,
-                data=flags.data,
-                points=flags.points,
-                split=flags.split,
-                sample_seed=flags.point_seed,
-                data_dir=flags.data_dir,
-                metrics=metrics,
-                timeout=flags.timeout_s,
-                jobs=flags.jobs,
-                store=store_path,
-                progress=bar.update,
-                backend=flags.backend,
-                strategy=flags.strategy,
-                tau=flags.tau,
-                attack_config=flags.pgd(),
-                samples=flags.samples,
-                seed=flags.seed,
-                device=flags.device,
-                executor=flags.executor,
-                address=flags.address,
-                export_vnnlib=flags.export_vnnlib,
+    stopped: Interrupted | None = None
+    with stop_on_signals() as signals:
+        for prop in props:
+            bar = ProgressBar(
+                flags.points, disabled=flags.no_progress, label=f"{prop.name} eps={prop.eps:g}"
             )
-        finally:
-            bar.close()
-        _print_summary(prop.name, prop.params(), result.summary, result.backend, net)
-        documents.append(to_json(result, tool_version()))
-        breaches.extend(result.breaches)
-        failed.extend(gates.failures(result.summary, prop.eps))
-    if flags.json_out is not None:
-        doc = documents[0] if len(documents) == 1 else sweep_document(documents, tool_version())
-        write_json(flags.json_out, doc)
-        click.echo(f"wrote {flags.json_out}")
-    if flags.junit_out is not None:
-        write_junit(flags.junit_out, documents)
-        click.echo(f"wrote {flags.junit_out}")
+            try:
+                result = check(
+                    model,
+                    prop,
+                    data=flags.data,
+                    points=flags.points,
+                    split=flags.split,
+                    sample_seed=flags.point_seed,
+                    data_dir=flags.data_dir,
+                    metrics=metrics,
+                    timeout=flags.timeout_s,
+                    jobs=flags.jobs,
+                    store=store_path,
+                    reuse=reuse,
+                    trust_store=flags.trust_store,
+                    max_time=None if deadline is None else max(1e-3, deadline - time.monotonic()),
+                    progress=bar.update,
+                    backend=flags.backend,
+                    strategy=flags.strategy,
+                    tau=flags.tau,
+                    attack_config=flags.pgd(),
+                    samples=flags.samples,
+                    seed=flags.seed,
+                    device=flags.device,
+                    executor=flags.executor,
+                    address=flags.address,
+                    export_vnnlib=flags.export_vnnlib,
+                )
+            except Interrupted as err:
+                stopped = err
+                if err.result is None:  # stopped before this ε had anything to show
+                    break
+                result = err.result
+            finally:
+                bar.close()
+            print_summary(result, net, gated=gates.active, err=to_stdout)
+            documents.append(to_json(result, tool_version()))
+            breaches.extend(result.breaches)
+            failed.extend(gates.failures(result.summary, prop.eps))
+            if result.store is not None and result.store.unavailable:
+                store_path = None  # warned once; the other ε go without it too
+            if stopped is not None:
+                break
+        with signals.hold():  # a signal now waits until the documents are written whole
+            if flags.json_out is not None and documents:
+                doc = (
+                    documents[0]
+                    if len(documents) == 1
+                    else sweep_document(documents, tool_version())
+                )
+                write_json(flags.json_out, doc)
+                click.echo(f"wrote {printable(str(flags.json_out))}", err=to_stdout)
+            if flags.junit_out is not None and documents:
+                write_junit(flags.junit_out, documents)
+                click.echo(f"wrote {printable(str(flags.junit_out))}", err=to_stdout)
+    if stopped is None and signals.received is not None:
+        stopped = Interrupted(signals.received)
+    if stopped is not None:
+        kept = "kept in the store" + (" and written above" if documents else "")
+        click.echo(f"{stopped}: stopped, no gate checked; what was decided is {kept}", err=True)
+        sys.exit(stopped.exit_code)
     if breaches:
         raise InternalError(f"{len(breaches)} invariant breach(es), a bug: {breaches[0]}")
     for line in failed:
@@ -321,6 +389,7 @@ class RunFlags:
     strategy: str
     device: str
     timeout_s: float
+    max_time_s: float | None
     jobs: int
     tau: float
     attack_preset: str
@@ -336,6 +405,7 @@ class RunFlags:
     junit_out: Path | None
     store: Path | None
     no_cache: bool
+    trust_store: bool
     executor: str
     address: str | None
     export_vnnlib: Path | None
@@ -380,52 +450,6 @@ def _eps_list(raw: str) -> list[float]:
 
 def _default_store(json_out: Path | None) -> Path:
     """Beside the JSON report when there is one, else in the cache directory."""
-    if json_out is not None:
+    if json_out is not None and not writes_in_place(json_out):
         return json_out.parent / ".robustprop-store.sqlite"
     return cache_dir() / "verdicts.sqlite"
-
-
-def _check_writable(flag: str, path: Path) -> None:
-    """Refuse an output path that cannot be written, before any work is done."""
-    if path.is_dir():
-        raise InputError(f"{flag} {path}: is a directory, expected a file name")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{flag} {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"{flag} {path}: folder {parent} is not writable")
-
-
-def _print_summary(
-    name: str, params: dict[str, float | str], stats: Summary, backend: str, net: Path
-) -> None:
-    shown = ", ".join(f"{k}={v}" for k, v in params.items())
-    click.echo(f"{name.upper()} ({shown}) on {net}, {stats.points} points, backend {backend}")
-    rows: list[tuple[str, str]] = []
-    if stats.satisfaction is not None:
-        lo, hi = stats.satisfaction
-        rows.append(
-            ("holds / violated / unknown", f"{stats.holds} / {stats.violated} / {stats.unknown}")
-        )
-        interval = f"{lo:.3f}" if lo == hi else f"[{lo:.3f}, {hi:.3f}]"
-        rows.append(("satisfaction (certified)", interval))
-        rows.append(
-            (
-                "decided by stage",
-                ", ".join(f"{k} {v}" for k, v in stats.decided_by_stage.items()) or "-",
-            )
-        )
-    if stats.security is not None:
-        rows.append(("security (PGD)", f"{stats.security:.3f}"))
-    if stats.accuracy is not None:
-        rows.append((f"accuracy ({stats.samples} samples)", f"{stats.accuracy:.3f}"))
-    if stats.refuted_but_missed_by_attack:
-        rows.append(
-            ("refuted by solver, missed by PGD", str(len(stats.refuted_but_missed_by_attack)))
-        )
-    if stats.reused:
-        rows.append(("reused from the store", f"{stats.reused} verdict(s)"))
-    rows.append(("time", f"{stats.time_s:.1f} s"))
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        click.echo(f"  {key.ljust(width)}  {value}")

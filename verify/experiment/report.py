@@ -25,6 +25,7 @@ from typing import Any
 from robustprop.verify.experiment.claims import Claim
 from robustprop.verify.experiment.grid import PAPER_ACCURACY, TrainedNet
 from robustprop.verify.experiment.measure import Row
+from robustprop.verify.formats.text import code_span, markdown_text
 from robustprop.verify.report.plots import Series, sweep_plot
 
 __all__ = ["ReportInput", "hardware", "write_report"]
@@ -259,7 +260,7 @@ def _markdown(data: ReportInput, pictures: list[tuple[str, Path]]) -> str:
         "",
         "## Settings",
         "",
-        f"- command: `{s.get('command', 'verify experiment')}`",
+        f"- command: {code_span(s.get('command', 'verify experiment'))}",
         f"- compute: training {sum(n.train_s for n in data.nets) / 60:.1f} min (sum of the "
         f"networks' epoch times), measurements {_measured_s(data) / 60:.1f} min (sum over "
         f"every measurement, cached ones included); this invocation {data.wall_s / 60:.1f} "
@@ -267,7 +268,8 @@ def _markdown(data: ReportInput, pictures: list[tuple[str, Path]]) -> str:
         f"{sum(n.reused for n in data.nets)})",
         f"- hardware: {hardware()}",
     ]
-    lines += [f"- {k}: {v}" for k, v in s.items() if k != "command"]
+    # Settings hold paths and the command line: shown literally, never as Markdown.
+    lines += [f"- {markdown_text(k)}: {markdown_text(v)}" for k, v in s.items() if k != "command"]
     epochs = {n.epochs for n in data.nets}
     if epochs and max(epochs) < 100:
         lines += [

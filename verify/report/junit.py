@@ -20,6 +20,11 @@ Outcomes:
 - An invariant breach (a bug, DESIGN.md §3) is an extra ``<testcase name="invariants">``
   with one ``<error>``: this is the case ``<error>`` exists for.
 
+- A verdict reused from the verdict store (an untrusted cache) says so on its case: a
+  ``<property name="reused">`` and a ``<system-out>`` line naming the store and whether its
+  witness was replayed in this run; the suite's properties carry the store's counts, and
+  ``incomplete`` when the run was stopped (SIGTERM, SIGINT) before deciding every point.
+
 The counts in the attributes (``tests``, ``failures``, ``errors``, ``skipped``) are computed
 from the cases written, on each suite and on ``<testsuites>``.
 """
@@ -29,20 +34,60 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from robustprop.verify.formats.output_file import write_output
+from robustprop.verify.formats.text import printable
 from robustprop.verify.report.load import parse_document
 from robustprop.verify.report.model import PointRecord, RunRecord
 
-__all__ = ["junit_tree", "write_junit", "write_junit_runs"]
+__all__ = ["RunNotes", "junit_tree", "write_junit", "write_junit_runs"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # not allowed in XML 1.0
 
 
+@dataclass(frozen=True)
+class RunNotes:
+    """What a run document says beyond its records: per point position, where a reused
+    verdict came from; the store's counts; why the run is incomplete."""
+
+    reused: Mapping[int, str] = field(default_factory=dict)
+    store: str = ""
+    incomplete: str = ""
+
+
+def _notes(run: Mapping[str, Any]) -> RunNotes:
+    """The notes of one run document (already checked by :func:`parse_document`)."""
+    reused: dict[int, str] = {}
+    for i, point in enumerate(run.get("points") or []):
+        mark = point.get("reused") if isinstance(point, Mapping) else None
+        if isinstance(mark, Mapping):
+            how = (
+                "its witness replayed in this run"
+                if mark.get("replayed")
+                else "not re-checked in this run"
+            )
+            reused[i] = f"verdict reused from the store {mark.get('store')} ({how})"
+    store = run.get("store")
+    text = ""
+    if isinstance(store, Mapping):
+        text = (
+            f"{store.get('path')}: {store.get('reused', 0)} reused "
+            f"({store.get('replayed', 0)} witness(es) replayed, {store.get('unchecked', 0)} "
+            f"unchecked, {store.get('trusted', 0)} trusted), "
+            f"{store.get('redecided', 0)} re-decided"
+        )
+        if store.get("unavailable"):
+            text += f"; unavailable: {store.get('unavailable')}"
+    return RunNotes(reused, text, str(run.get("incomplete") or ""))
+
+
 def _clean(text: str) -> str:
-    return _CONTROL.sub("?", text)
+    """``text`` as XML 1.0 allows it: each line through :func:`printable` (control characters,
+    undecodable bytes and lone surrogates escaped), line breaks kept."""
+    return _CONTROL.sub("?", "\n".join(printable(line) for line in text.split("\n")))
 
 
 def _short_params(r: RunRecord) -> str:
@@ -64,7 +109,7 @@ def _values(values: tuple[float, ...] | None, limit: int = 32) -> str:
     return f"[{shown}" + (f", … {more} more" if more > 0 else "") + "]"
 
 
-def _case(suite: ET.Element, r: RunRecord, p: PointRecord) -> str:
+def _case(suite: ET.Element, r: RunRecord, p: PointRecord, reused: str = "") -> str:
     """Append the point's test case; returns its outcome (passed/failure/skipped)."""
     case = ET.SubElement(
         suite,
@@ -73,6 +118,17 @@ def _case(suite: ET.Element, r: RunRecord, p: PointRecord) -> str:
         classname=_clean(r.network),
         time=f"{p.time_s:.6f}",
     )
+    outcome = _outcome(case, p)
+    if reused:
+        props = ET.Element("properties")
+        ET.SubElement(props, "property", name="reused", value=_clean(reused))
+        case.insert(0, props)
+        ET.SubElement(case, "system-out").text = _clean(reused + "\n")
+    return outcome
+
+
+def _outcome(case: ET.Element, p: PointRecord) -> str:
+    """The case's failure or skipped element; returns the outcome."""
     label = "" if p.label is None else f", label {p.label}"
     if p.verdict == "violated":
         msg = (
@@ -108,7 +164,7 @@ def _case(suite: ET.Element, r: RunRecord, p: PointRecord) -> str:
     return "skipped"
 
 
-def _suite(parent: ET.Element, r: RunRecord) -> dict[str, int]:
+def _suite(parent: ET.Element, r: RunRecord, notes: RunNotes) -> dict[str, int]:
     suite = ET.SubElement(parent, "testsuite", name=_clean(_suite_name(r)))
     props = ET.SubElement(suite, "properties")
     facts: dict[str, str] = {
@@ -124,11 +180,15 @@ def _suite(parent: ET.Element, r: RunRecord) -> dict[str, int]:
         facts["security"] = f"{r.security:.6g}"
     if r.accuracy is not None:
         facts["accuracy"] = f"{r.accuracy:.6g}"
+    if notes.store:
+        facts["store"] = notes.store
+    if notes.incomplete:
+        facts["incomplete"] = notes.incomplete
     for key, text in facts.items():
         ET.SubElement(props, "property", name=key, value=_clean(text))
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    for p in r.points:
-        outcome = _case(suite, r, p)
+    for i, p in enumerate(r.points):
+        outcome = _case(suite, r, p, notes.reused.get(i, ""))
         counts["tests"] += 1
         if outcome != "passed":
             counts["failures" if outcome == "failure" else "skipped"] += 1
@@ -151,12 +211,15 @@ def _suite(parent: ET.Element, r: RunRecord) -> dict[str, int]:
     return {**counts, "time_ms": round(total_time * 1000)}
 
 
-def junit_tree(runs: Sequence[RunRecord]) -> ET.ElementTree[ET.Element]:
-    """The JUnit document of ``runs`` (already checked records)."""
+def junit_tree(
+    runs: Sequence[RunRecord], notes: Sequence[RunNotes] | None = None
+) -> ET.ElementTree[ET.Element]:
+    """The JUnit document of ``runs`` (already checked records), with ``notes`` per run."""
     root = ET.Element("testsuites", name="robustprop")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0, "time_ms": 0}
-    for r in runs:
-        for key, value in _suite(root, r).items():
+    for i, r in enumerate(runs):
+        note = notes[i] if notes is not None and i < len(notes) else RunNotes()
+        for key, value in _suite(root, r, note).items():
             totals[key] += value
     for key in ("tests", "failures", "errors", "skipped"):
         root.set(key, str(totals[key]))
@@ -165,12 +228,14 @@ def junit_tree(runs: Sequence[RunRecord]) -> ET.ElementTree[ET.Element]:
     return ET.ElementTree(root)
 
 
-def write_junit_runs(path: Path, runs: Sequence[RunRecord]) -> None:
+def write_junit_runs(
+    path: Path, runs: Sequence[RunRecord], notes: Sequence[RunNotes] | None = None
+) -> None:
     """Write ``runs`` as JUnit XML at ``path``, atomically (temporary file, then rename).
 
     An unwritable ``path`` is an InputError naming it (``--junit``); nothing is left behind.
     """
-    tree = junit_tree(runs)
+    tree = junit_tree(runs, notes)
 
     def write(handle: IO[bytes]) -> None:
         tree.write(handle, encoding="utf-8", xml_declaration=True)
@@ -186,6 +251,9 @@ def write_junit(path: Path, documents: Sequence[Mapping[str, Any]]) -> None:
     Raises :class:`InputError` for a document that is not a run or sweep document.
     """
     runs: list[RunRecord] = []
+    notes: list[RunNotes] = []
     for i, doc in enumerate(documents):
         runs.extend(parse_document(doc, Path(f"<document {i}>")))
-    write_junit_runs(path, runs)
+        members = doc.get("runs") if doc.get("kind") == "sweep" else [doc]
+        notes.extend(_notes(m) for m in members or [] if isinstance(m, Mapping))
+    write_junit_runs(path, runs, notes if len(notes) == len(runs) else None)

@@ -4,20 +4,40 @@ Input: the JSON documents of ``verify run --json`` (DESIGN.md §7), or sweep doc
 ``{"tool": "robustprop", "kind": "sweep", "runs": [run, ...]}``, several files at once.
 Every file is read and checked before anything is written; a malformed file is an
 :class:`InputError` naming the file and the field. Each network gets a display label.
+
+A file is read only up to :data:`MAX_DOCUMENT_BYTES` and parsed only when its brackets nest
+at most :data:`MAX_JSON_DEPTH` deep (checked on the raw bytes before parsing), so a huge or
+deeply nested file is refused instead of exhausting memory or the parser's stack. Names from
+a file (keys, the file name) appear in messages with control characters escaped.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Final
+
+import numpy as np
 
 from robustprop.properties.errors import InputError
+from robustprop.verify.formats.text import printable
 from robustprop.verify.report.model import VERDICTS, LabelBy, PointRecord, RunRecord
 
-__all__ = ["load_runs", "parse_document"]
+__all__ = ["MAX_DOCUMENT_BYTES", "MAX_JSON_DEPTH", "load_runs", "parse_document"]
+
+#: The largest run document read: 256 MiB (a run of 10,000 points, each with a 784-value
+#: witness, is about 150 MB; a typical run of 100 points is under 100 kB).
+MAX_DOCUMENT_BYTES: Final = 256 * 1024**2
+#: The deepest nesting of JSON arrays and objects accepted: 64 (a sweep document nests 6).
+MAX_JSON_DEPTH: Final = 64
+
+# A JSON string (possessive: linear time), and anything that is not a bracket.
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_CHUNK = 1 << 20
 
 
 class _Doc:
@@ -27,11 +47,11 @@ class _Doc:
         if not isinstance(data, dict):
             raise InputError(f"{file}: {where or 'document'}: expected a JSON object")
         self.data: dict[str, Any] = data
-        self.file = file
+        self.file = file  # for messages: control characters escaped
         self.where = where
 
     def _at(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
+        return f"{self.where}.{printable(key)}" if self.where else printable(key)
 
     def _fail(self, key: str, problem: str) -> InputError:
         return InputError(f"{self.file}: {self._at(key)}: {problem}")
@@ -136,7 +156,9 @@ def _run(doc: _Doc, file: Path) -> RunRecord:
     params: dict[str, float | str] = {}
     for k, v in prop.obj("params").data.items():
         if isinstance(v, bool) or not isinstance(v, int | float | str):
-            raise InputError(f"{doc.file}: {prop.where}.params.{k}: expected a number or string")
+            raise InputError(
+                f"{doc.file}: {prop.where}.params.{printable(k)}: expected a number or string"
+            )
         params[str(k)] = v
     data = doc.obj("data")
     summary = doc.obj("summary")
@@ -218,38 +240,70 @@ def _pair(doc: _Doc, key: str) -> tuple[float, float]:
 
 def parse_document(document: object, file: Path) -> list[RunRecord]:
     """The runs of one run or sweep document; ``file`` names it in error messages."""
-    doc = _Doc(document, str(file), "")
+    shown = printable(file)
+    doc = _Doc(document, shown, "")
     tool = doc.data.get("tool")
     if tool != "robustprop":
-        raise InputError(f"{file}: not a robustprop run document (tool: {tool!r})")
+        raise InputError(f"{shown}: not a robustprop run document (tool: {tool!r})")
     kind = doc.data.get("kind", "run")
     if kind == "run":
         return [_run(doc, file)]
     if kind == "sweep":
         runs = doc.items("runs")
         if not runs:
-            raise InputError(f"{file}: runs: the sweep has no runs")
-        return [_run(_Doc(r, str(file), f"runs[{i}]"), file) for i, r in enumerate(runs)]
-    raise InputError(f"{file}: unknown kind {kind!r} (expected a run or a sweep document)")
+            raise InputError(f"{shown}: runs: the sweep has no runs")
+        return [_run(_Doc(r, shown, f"runs[{i}]"), file) for i, r in enumerate(runs)]
+    raise InputError(f"{shown}: unknown kind {kind!r} (expected a run or a sweep document)")
 
 
 def _read(path: Path) -> object:
+    shown = printable(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:  # a FIFO or /dev/zero too: never more than the cap
+            raw = handle.read(MAX_DOCUMENT_BYTES + 1)
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
+        raise InputError(f"{shown}: no such file") from None
     except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected a JSON file") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text, expected a JSON file") from None
+        raise InputError(f"{shown}: is a directory, expected a JSON file") from None
     except OSError as err:
-        raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
+        raise InputError(f"{shown}: cannot read: {err.strerror or err}") from None
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise InputError(
+            f"{shown}: larger than the cap of {MAX_DOCUMENT_BYTES:,} bytes on a run document "
+            "(MAX_DOCUMENT_BYTES)"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{shown}: not UTF-8 text, expected a JSON file") from None
+    depth = _nesting_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise InputError(
+            f"{shown}: JSON nested more than {MAX_JSON_DEPTH} levels deep (the cap, "
+            "MAX_JSON_DEPTH); not a run document"
+        )
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise InputError(
-            f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
+            f"{shown}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
         ) from None
+    except (ValueError, RecursionError) as err:  # e.g. an integer of 5,000 digits
+        raise InputError(f"{shown}: not a readable JSON document ({err})") from None
+
+
+def _nesting_depth(raw: bytes) -> int:
+    """How deep the brackets outside strings nest (stops counting past the cap)."""
+    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", raw))
+    deepest = level = 0
+    for start in range(0, len(brackets), _CHUNK):
+        codes = np.frombuffer(brackets[start : start + _CHUNK], dtype=np.uint8)
+        opening = (codes == ord("[")) | (codes == ord("{"))
+        levels = level + np.cumsum(np.where(opening, 1, -1))
+        deepest, level = max(deepest, int(levels.max())), int(levels[-1])
+        if deepest > MAX_JSON_DEPTH:
+            break
+    return deepest
 
 
 def load_runs(paths: Sequence[Path], label_by: LabelBy = "network") -> list[RunRecord]:

@@ -1,7 +1,11 @@
 """Report text: the same tables and notes as GitHub-flavoured Markdown or as one HTML page.
 
 The content is built once as plain data (:class:`Table`, notes as lines) and then written
-in either markup, so the two formats never disagree.
+in either markup, so the two formats never disagree. Every piece of text is escaped for its
+markup, since names come from files (a network path may hold ``|``, ``*``, ``$``, backticks,
+control characters or bytes that are not UTF-8): ``markdown_text`` for Markdown, and
+``printable`` then ``html.escape`` for HTML (both from :mod:`robustprop.verify.formats.text`),
+so a name is always shown and never interpreted.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from robustprop.verify.formats.text import markdown_text, printable
 from robustprop.verify.report.model import Figure, RunRecord, Section, section_title
 
 __all__ = ["Table", "html", "markdown", "notes", "table"]
@@ -152,16 +157,10 @@ def _inputs_line(inputs: Sequence[Path], n_runs: int, version: str) -> str:
 # ---------------------------------------------------------------------------- Markdown
 
 
-def _md_escape(text: str) -> str:
-    for ch in "\\`*_[]<>|":
-        text = text.replace(ch, "\\" + ch)
-    return text
-
-
 def _md_table(t: Table) -> list[str]:
-    lines = ["| " + " | ".join(_md_escape(h) for h in t.header) + " |"]
+    lines = ["| " + " | ".join(markdown_text(h) for h in t.header) + " |"]
     lines.append("|" + "|".join("---:" if r else "---" for r in t.right) + "|")
-    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in t.rows]
+    lines += ["| " + " | ".join(markdown_text(c) for c in row) + " |" for row in t.rows]
     return lines
 
 
@@ -169,7 +168,7 @@ def markdown(
     sections: Sequence[Section], figures: Sequence[Figure], inputs: Sequence[Path], version: str
 ) -> str:
     n_runs = sum(len(s.runs) for s in sections)
-    out = ["# Robustness report", "", _md_escape(_inputs_line(inputs, n_runs, version)), ""]
+    out = ["# Robustness report", "", markdown_text(_inputs_line(inputs, n_runs, version)), ""]
     broken = _has_breaches(sections)
     if broken:
         out += [
@@ -177,15 +176,15 @@ def markdown(
             "(see the notes); their numbers are not trustworthy.",
             "",
         ]
-    out += [_md_escape(_LEGEND), ""]
+    out += [markdown_text(_LEGEND), ""]
     for number, (section, figure) in enumerate(zip(sections, figures, strict=True), 1):
-        out += [f"## {number}. {_md_escape(section_title(section))}", ""]
+        out += [f"## {number}. {markdown_text(section_title(section))}", ""]
         out += _md_table(table(section))
-        out += ["", f"![{_md_escape(figure.caption)}]({quote(figure.relpath)})", ""]
+        out += ["", f"![{markdown_text(figure.caption)}]({quote(figure.relpath)})", ""]
         out += ["Runs:", ""]
         for r in section.runs:
-            out.append(f"- **{_md_escape(_run_heading(r))}**: {_md_escape(_provenance(r))}")
-            out += [f"  - {_md_escape(line)}" for line in notes(r)]
+            out.append(f"- **{markdown_text(_run_heading(r))}**: {markdown_text(_provenance(r))}")
+            out += [f"  - {markdown_text(line)}" for line in notes(r)]
         out.append("")
     return "\n".join(out)
 
@@ -207,7 +206,7 @@ figcaption { color: #555; font-size: 0.9em; }
 
 
 def _h(text: str) -> str:
-    return _html.escape(text, quote=True)
+    return _html.escape(printable(text), quote=True)
 
 
 def _html_table(t: Table) -> list[str]:

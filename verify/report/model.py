@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from robustprop.verify.formats.text import printable
+
 __all__ = [
     "VERDICTS",
     "Figure",
@@ -58,7 +60,8 @@ class PointRecord:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One run document, checked; ``origin`` says where it came from (file, ``runs[i]``)."""
+    """One run document, checked; ``origin`` says where it came from (file, ``runs[i]``),
+    with control characters escaped; every other text field is as the file has it."""
 
     origin: str
     file: Path
@@ -146,7 +149,7 @@ class Section:
         for r in self.runs:
             seen[(r.label, r.eps)] = seen.get((r.label, r.eps), 0) + 1
         return [
-            f"{r.label} [{r.file.name}{r.origin.removeprefix(str(r.file))}]"
+            f"{r.label} [{r.file.name}{r.origin.removeprefix(printable(r.file))}]"
             if seen[(r.label, r.eps)] > 1
             else r.label
             for r in self.runs

@@ -8,6 +8,11 @@ switch), so figures render headless and leave no state behind.
   as in the paper's figures.
 - One ε: grouped bars per network: satisfaction (certified part solid, the unknowns'
   share hatched up to the upper bound), security and accuracy.
+
+Titles and labels come from files (network paths, property names), so they are drawn as
+plain text: control characters escaped (:func:`~robustprop.verify.formats.text.printable`),
+``$`` escaped so matplotlib's mathtext never parses them, and a leading ``_`` (which would
+hide a legend entry) kept visible.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from robustprop.verify.formats.text import printable
 from robustprop.verify.report.model import Figure, RunRecord, Section, section_title
 
 if TYPE_CHECKING:
@@ -61,6 +67,12 @@ def series(section: Section) -> list[Series]:
             )
         )
     return out
+
+
+def _text(text: str) -> str:
+    """``text`` drawn literally: no control characters, no mathtext, no hidden legend entry."""
+    shown = printable(text).replace("$", r"\$")
+    return " " + shown if shown.startswith("_") else shown
 
 
 def _new_figure(width: float, height: float) -> MplFigure:
@@ -129,7 +141,11 @@ def sweep_plot(path: Path, title: str, lines: Sequence[Series]) -> None:
                 )
                 ax.plot(xs, [b[2] for b in band], color=color, ls=":", lw=1)
             ax.plot(
-                [p[0] for p in pts], [p[1] for p in pts], color=color, marker="o", label=s.label
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                color=color,
+                marker="o",
+                label=_text(s.label),
             )
         ax.set_title(name, fontsize=10)
         _eps_axis(ax, all_eps)
@@ -141,7 +157,7 @@ def sweep_plot(path: Path, title: str, lines: Sequence[Series]) -> None:
         fig.legend(
             handles, labels, loc="outside lower center", ncols=min(len(handles), 4), fontsize=8
         )
-    fig.suptitle(title, fontsize=11)
+    fig.suptitle(_text(title), fontsize=11)
     _save(fig, path)
 
 
@@ -187,7 +203,7 @@ def bar_plot(path: Path, title: str, runs: Sequence[RunRecord], names: Sequence[
         if r.accuracy is not None:
             ax.bar(i + width, r.accuracy, width, color="C2", label=once("accuracy (sampling)"))
             value(i + width, r.accuracy, f"{r.accuracy:.2f}")
-    ax.set_xticks(range(len(runs)), list(names), fontsize=8)
+    ax.set_xticks(range(len(runs)), [_text(n) for n in names], fontsize=8)
     ax.set_xlim(-0.6, len(runs) - 0.4)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("fraction of points")
@@ -197,7 +213,7 @@ def bar_plot(path: Path, title: str, runs: Sequence[RunRecord], names: Sequence[
         fig.legend(
             handles, labels, loc="outside lower center", ncols=min(len(handles), 2), fontsize=8
         )
-    ax.set_title(title, fontsize=11)
+    ax.set_title(_text(title), fontsize=11)
     _save(fig, path)
 
 

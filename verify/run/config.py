@@ -9,8 +9,10 @@ from pathlib import Path
 from robustprop.properties import Domain, PGDConfig, Property
 from robustprop.properties.errors import InputError
 from robustprop.verify.engine.backends.base import BackendName
+from robustprop.verify.engine.verdict import Status
 from robustprop.verify.run.model import ModelBytes
 from robustprop.verify.run.points import Points, PointSelection
+from robustprop.verify.run.reuse import ALL_STATUSES
 from robustprop.verify.run.stages import Executor, Strategy
 from robustprop.verify.run.summary import METRICS
 
@@ -28,7 +30,13 @@ ATTACK_PRESETS: dict[str, Callable[[], PGDConfig]] = {
 
 @dataclass(frozen=True, eq=False)
 class RunConfig:
-    """Everything one run needs. ``points``: a dataset selection or the points themselves."""
+    """Everything one run needs. ``points``: a dataset selection or the points themselves.
+
+    ``timeout_s``: wall time per point of the exact stage; ``max_time_s``: wall time of the
+    whole run, after which undecided points are ``unknown`` (run time limit). ``reuse``: the
+    stored statuses reused without evidence (a stored ``violated`` is reused when its witness
+    replays); ``store_trusted``: the caller rests decisions on them (``--trust-store``).
+    """
 
     model: ModelBytes
     prop: Property
@@ -43,6 +51,9 @@ class RunConfig:
     seed: int = 0
     domain: Domain | None = None  # None: from the model's metadata, else [0, 1]
     store_path: Path | None = None  # None: no store (``--no-cache``)
+    reuse: frozenset[Status] = ALL_STATUSES
+    store_trusted: bool = False
+    max_time_s: float | None = None
     strategy: Strategy = Strategy.STAGED
     executor: Executor = Executor.LOCAL
     address: str | None = None  # Ray cluster address; None starts a local instance
@@ -62,6 +73,9 @@ class RunConfig:
         for name, value in (("timeout", self.timeout_s), ("samples", self.samples)):
             if not value > 0:
                 raise InputError(f"{name} must be > 0, got {value}")
+        if self.max_time_s is not None and not self.max_time_s > 0:
+            raise InputError(f"max time must be > 0 seconds, got {self.max_time_s}")
+        object.__setattr__(self, "reuse", frozenset(Status(s) for s in self.reuse))
         if not self.jobs >= 1:
             raise InputError(f"jobs must be >= 1, got {self.jobs}")
         if not self.tau >= 0:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from robustprop.properties.errors import InputError
+from robustprop.verify.engine.verdict import Status
 from robustprop.verify.run.summary import Summary
 
 __all__ = ["GateBound", "Gates"]
@@ -33,6 +34,25 @@ class Gates:
             if bound is not None and not 0 <= bound <= 1:
                 flag = "--" + name.replace("_", "-")
                 raise InputError(f"{flag} must lie in [0, 1], got {bound}")
+
+    @property
+    def active(self) -> bool:
+        """Whether any gate is set."""
+        return (
+            self.min_satisfaction is not None or self.min_security is not None or self.require_holds
+        )
+
+    def rests_on(self) -> frozenset[Status]:
+        """The verdicts that can make a gate pass: ``holds`` for ``--min-satisfaction`` and
+        ``--require holds``, ``unknown`` too when the upper bound is gated. A stored verdict
+        of these kinds is evidence of nothing, so a gated run decides it afresh unless the
+        store is trusted (``--trust-store``); security comes from this run's PGD only."""
+        out: set[Status] = set()
+        if self.min_satisfaction is not None or self.require_holds:
+            out.add(Status.HOLDS)
+        if self.min_satisfaction is not None and self.gate_on is GateBound.UPPER:
+            out.add(Status.UNKNOWN)
+        return frozenset(out)
 
     def failures(self, summary: Summary, eps: float) -> list[str]:
         """One line per failed gate (empty: every gate passes)."""

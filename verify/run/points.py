@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from robustprop.properties import Domain
 from robustprop.properties.errors import InputError
-from robustprop.training.data import load_dataset, subset_indices
+from robustprop.training.data import load_subset
 
 __all__ = ["PointSelection", "Points", "domain_from_metadata", "load_points"]
 
@@ -35,23 +35,27 @@ class PointSelection:
     count: int = 100
     seed: int | None = None  # None: the first ``count`` rows; else a seeded sample
     data_dir: Path | None = None
+    from_metadata: bool = False  # ``data`` is the data set named in the model's metadata
 
 
 def load_points(selection: PointSelection, n_inputs: int) -> Points:
     """The selected rows, checked against the network's input size and for finiteness."""
     if selection.count < 1:
         raise InputError(f"--points must be >= 1, got {selection.count}")
-    ds = load_dataset(selection.data, selection.split, selection.data_dir)
+    # only the chosen rows are converted (a few points of a big file cost a few points)
+    ds, idx = load_subset(
+        selection.data, selection.split, selection.count, selection.seed, selection.data_dir
+    )
     if ds.n_inputs != n_inputs:
         raise InputError(
             f"data {selection.data!r} has {ds.n_inputs} features per point, "
             f"the network takes {n_inputs} inputs"
         )
-    idx = subset_indices(len(ds), selection.count, selection.seed)
-    x = np.asarray(ds.x[idx], dtype=np.float64)
+    x = np.asarray(ds.x, dtype=np.float64)
     if not np.all(np.isfinite(x)):
         raise InputError(f"data {selection.data!r} contains NaN or infinite values")
-    return Points(x, np.asarray(ds.y[idx], dtype=np.int64), idx.astype(np.int64), ds.name)
+    indices = np.asarray(idx, dtype=np.int64)
+    return Points(x, np.asarray(ds.y, dtype=np.int64), indices, ds.name)
 
 
 def domain_from_metadata(metadata: dict[str, str], source: str) -> Domain:

@@ -1,17 +1,27 @@
-"""Worker processes for exact queries: per-query timeouts, crash and hang isolation.
+"""Worker processes for exact queries: per-point wall-time limits, crash and hang isolation.
 
-Each worker loads the network and the onnxruntime sessions once, then decides queries sent
-over a pipe. The parent enforces each query's timeout (the solver's own limit plus a grace
-period): a worker that hangs past it is killed and replaced, and a worker that crashes
-(segfault, abort, out of memory) is replaced; either way only that query becomes ``unknown``,
-with the reason, and the run goes on. A query that fails with an InputError (a missing solver
-package, a query that does not fit the network) stops the run instead: :meth:`WorkerPool.map`
-raises it, because every other query would fail alike.
+Each worker loads the network and the onnxruntime sessions once (from the run's bytes, never
+from the model's path), then decides queries sent over a pipe. A query's timeout is the wall
+time it may take, from the moment it is sent: the worker gives the solver a little less
+(:func:`solver_budget`, room for the set-up and the replay around it), and the parent kills a
+worker still busy when the time is up and replaces it; a worker that crashes (segfault,
+abort, out of memory) is replaced too. Either way only that query becomes ``unknown``, with
+the reason, and the run goes on. A query that fails with an InputError (a missing solver
+package, a query that does not fit the network) stops the run instead:
+:meth:`WorkerPool.map` raises it, because every other query would fail alike.
+
+Workers never outlive the run: leaving the pool on an exception (an interruption by SIGINT or
+SIGTERM included) kills them at once; they ignore SIGINT themselves (Ctrl-C reaches the whole
+process group; the parent decides), and they die with the fork server that started them
+(``PR_SET_PDEATHSIG``), which exits when the parent does, even on SIGKILL. Their solver
+racers die with them in turn.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import dataclasses
 import logging
 import multiprocessing as mp
 import os
@@ -32,14 +42,36 @@ from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 from robustprop.verify.run.model import ModelBytes
 
-__all__ = ["GRACE_S", "WorkerPool", "WorkerSpec", "worker_context"]
+__all__ = [
+    "GRACE_S",
+    "RUN_TIME_LIMIT",
+    "WorkerPool",
+    "WorkerSpec",
+    "solver_budget",
+    "worker_context",
+]
 
 log = logging.getLogger(__name__)
 
 Verdict_ = tuple[Query, Verdict]
 
-# Seconds a worker may overrun a query's timeout before it is killed.
-GRACE_S = 5.0
+# Seconds a worker may overrun a query's timeout before it is killed (0: the timeout is the
+# query's wall time, as ``--timeout`` promises).
+GRACE_S = 0.0
+# What the solver may not use of a query's time: at most RESERVE_S, at most RESERVE_SHARE.
+RESERVE_S = 1.0
+RESERVE_SHARE = 0.2
+#: The reason of a query stopped (or never started) because the run's own time was up.
+RUN_TIME_LIMIT = "run time limit"
+_PR_SET_PDEATHSIG = 1
+
+
+def solver_budget(timeout_s: float) -> float:
+    """The solver's share of a query's wall time: the rest is for the work around it (seeding,
+    encoding, replay), so that the whole query fits in ``timeout_s``."""
+    return max(0.0, timeout_s - min(RESERVE_S, RESERVE_SHARE * timeout_s))
+
+
 # Seconds a new worker may take to load the network before it counts as broken.
 START_TIMEOUT_S = 120.0
 
@@ -61,6 +93,8 @@ class WorkerSpec:
 
 def _worker_main(spec: WorkerSpec, conn: Connection) -> None:
     """Worker loop: load once, then answer ``(query, timeout)`` messages until ``None``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the run, then kills us
+    _die_with_parent()
     logging.basicConfig(level=logging.WARNING)
     try:
         model = spec.model
@@ -81,7 +115,7 @@ def _worker_main(spec: WorkerSpec, conn: Connection) -> None:
         if spec.fault is not None and query.index == spec.fault_index:
             _inject(spec.fault)
         try:
-            verdict = decider.decide(query, timeout_s)
+            verdict = decider.decide(query, solver_budget(timeout_s))
         except InputError as err:
             # Bad input, not a hard query: a missing solver package, a query that does not fit
             # the network. It would fail every query alike, so the run stops with it (exit 2).
@@ -103,6 +137,16 @@ def _worker_main(spec: WorkerSpec, conn: Connection) -> None:
         conn.send(("verdict", query.index, verdict))
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent (the fork server) exits."""
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def _inject(fault: str) -> None:
     if fault == "hang":
         time.sleep(10**6)
@@ -115,34 +159,41 @@ class _Worker:
         self.process: BaseProcess = ctx.Process(
             target=_worker_main, args=(spec, child), daemon=True
         )
-        start_process(self.process)
-        child.close()
         self.query: Query | None = None
         self.started = 0.0
         self.timeout_s = 0.0
+        self.limit_s = 0.0  # this query's wall time: timeout_s, or less near the run's end
         self.backend = ""
-        ready = self.conn.poll(START_TIMEOUT_S)
         try:
+            start_process(self.process)
+            child.close()
+            ready = self.conn.poll(START_TIMEOUT_S)
             kind, a, b = self.conn.recv() if ready else ("init-error", "Timeout", "no answer")
         except EOFError:
             kind, a, b = "init-error", "Crash", f"exit code {self.process.exitcode}"
+        except BaseException:  # interrupted while starting: no half-started worker is left
+            self.kill()
+            raise
         if kind != "ready":
             self.kill()
             exc = InputError if a == "InputError" else InternalError
             raise exc(f"worker could not load {spec.model.source}: {b}")
         self.backend = str(a)
 
-    def send(self, query: Query, timeout_s: float) -> None:
-        self.query, self.started, self.timeout_s = query, time.monotonic(), timeout_s
-        self.conn.send((query, timeout_s))
+    def send(self, query: Query, timeout_s: float, limit_s: float) -> None:
+        self.query, self.started = query, time.monotonic()
+        self.timeout_s, self.limit_s = timeout_s, limit_s
+        self.conn.send((query, limit_s))
 
-    def overdue(self, now: float, grace_s: float) -> bool:
-        return self.query is not None and now > self.started + self.timeout_s + grace_s
+    def due(self, grace_s: float) -> float:
+        """When the current query's time is up (``time.monotonic()``)."""
+        return self.started + self.limit_s + grace_s
 
     def kill(self) -> None:
-        if self.process.is_alive():
+        if self.process.pid is not None and self.process.is_alive():
             self.process.kill()
-        self.process.join(timeout=5)
+        if self.process.pid is not None:
+            self.process.join(timeout=5)
         self.conn.close()
 
     def stop(self) -> None:
@@ -180,35 +231,57 @@ class WorkerPool:
     def __enter__(self) -> WorkerPool:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self.close(kill=kind is not None)
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        """Stop the workers: ask them to finish, or (``kill``, when leaving on an error or an
+        interruption) kill them at once."""
         for worker in self._workers:
-            worker.stop()
+            if kill:
+                worker.kill()
+            else:
+                worker.stop()
         self._workers.clear()
 
     @property
     def backend(self) -> str:
         return self._workers[0].backend if self._workers else self.spec.backend
 
-    def map(self, queries: Iterable[Query], timeout_s: float) -> Iterator[Verdict_]:
-        """Decide every query; yields ``(query, verdict)`` in completion order."""
+    def map(
+        self, queries: Iterable[Query], timeout_s: float, deadline: float | None = None
+    ) -> Iterator[Verdict_]:
+        """Decide every query; yields ``(query, verdict)`` in completion order. After
+        ``deadline`` (``time.monotonic()``) no query starts and running ones are stopped:
+        those are ``unknown`` with the reason :data:`RUN_TIME_LIMIT`."""
         pending: deque[Query] = deque(queries)
         if not pending:
             return
         while len(self._workers) < min(self.jobs, len(pending)):
             self._workers.append(_Worker(self._ctx, self.spec))
         busy: dict[int, _Worker] = {}
+        dead: set[int] = set()  # killed workers, replaced only when there is more to do
         while pending or busy:
-            for slot, worker in enumerate(self._workers):
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                while pending:
+                    yield pending.popleft(), _unstarted(self.backend)
+            for slot in range(len(self._workers)):
                 if slot not in busy and pending:
-                    worker.send(pending.popleft(), timeout_s)
-                    busy[slot] = worker
+                    if slot in dead:
+                        self._workers[slot] = _Worker(self._ctx, self.spec)
+                        dead.discard(slot)
+                    now = time.monotonic()
+                    left = timeout_s if deadline is None else min(timeout_s, deadline - now)
+                    self._workers[slot].send(pending.popleft(), timeout_s, max(0.0, left))
+                    busy[slot] = self._workers[slot]
+            if not busy:
+                continue
             waitables = [w.conn for w in busy.values()] + [
                 w.process.sentinel for w in busy.values()
             ]
-            ready = wait(waitables, timeout=1.0)
+            first_due = min(w.due(self.grace_s) for w in busy.values())
+            ready = wait(waitables, timeout=min(1.0, max(0.01, first_due - time.monotonic())))
             now = time.monotonic()
             for slot, worker in list(busy.items()):
                 assert worker.query is not None
@@ -221,22 +294,39 @@ class WorkerPool:
                     if kind == "verdict" and index == query.index:
                         worker.query = None
                         del busy[slot]
-                        yield query, verdict
+                        yield query, _cut_short(worker, verdict)
                         continue
                     if kind == "input-error" and index == query.index:
                         raise InputError(str(verdict))
                 if not worker.process.is_alive():
                     code = worker.process.exitcode
                     log.warning("worker died on point %d (exit code %s)", query.index, code)
-                    yield query, _failed(worker, f"solver process crashed (exit code {code})")
-                elif worker.overdue(now, self.grace_s):
-                    log.warning("point %d: worker hung past its timeout; killed", query.index)
-                    yield query, _failed(worker, f"timeout after {worker.timeout_s:g} s")
+                    reason = f"solver process crashed (exit code {code})"
+                elif now >= worker.due(self.grace_s):
+                    if worker.limit_s < worker.timeout_s:
+                        reason = f"{RUN_TIME_LIMIT} (stopped after {worker.limit_s:.3g} s)"
+                    else:
+                        log.info("point %d: still running at its time limit; killed", query.index)
+                        reason = f"timeout after {worker.timeout_s:g} s"
                 else:
                     continue
+                verdict = _failed(worker, reason)
                 worker.kill()
                 del busy[slot]
-                self._workers[slot] = _Worker(self._ctx, self.spec)
+                dead.add(slot)
+                yield query, verdict
+
+
+def _unstarted(backend: str) -> Verdict:
+    return Verdict(Status.UNKNOWN, Stage.NONE, backend, 0.0, reason=RUN_TIME_LIMIT)
+
+
+def _cut_short(worker: _Worker, verdict: Verdict) -> Verdict:
+    """An ``unknown`` of a query that had less than its timeout (the run's end was near) says
+    nothing about the query: it is marked with :data:`RUN_TIME_LIMIT` (and so never stored)."""
+    if verdict.status is not Status.UNKNOWN or worker.limit_s >= worker.timeout_s:
+        return verdict
+    return dataclasses.replace(verdict, reason=f"{RUN_TIME_LIMIT}: {verdict.reason}")
 
 
 def _failed(worker: _Worker, reason: str) -> Verdict:

@@ -23,7 +23,7 @@ from robustprop.verify.engine.network import network_from_bytes
 from robustprop.verify.engine.point_query import PointDecider, Query
 from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
-from robustprop.verify.run.pool import GRACE_S, WorkerSpec
+from robustprop.verify.run.pool import GRACE_S, RUN_TIME_LIMIT, WorkerSpec, solver_budget
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class _Actor:
         self.decider = PointDecider(network, Replayer(model, source=source), backend)
 
     def decide(self, query: Query, timeout_s: float) -> Verdict:
-        return self.decider.decide(query, timeout_s)
+        return self.decider.decide(query, solver_budget(timeout_s))
 
 
 def _import_ray() -> Any:
@@ -97,22 +97,32 @@ class RayPool:
     def _actor(self) -> Any:
         return self._remote.remote(self._model, self.spec.model.source, self.spec.backend)
 
-    def map(self, queries: Iterable[Query], timeout_s: float) -> Iterator[tuple[Query, Verdict]]:
-        """Decide every query; yields ``(query, verdict)`` in completion order."""
+    def map(
+        self, queries: Iterable[Query], timeout_s: float, deadline: float | None = None
+    ) -> Iterator[tuple[Query, Verdict]]:
+        """Decide every query; yields ``(query, verdict)`` in completion order (``deadline``:
+        as for :meth:`robustprop.verify.run.pool.WorkerPool.map`)."""
         ray = self._ray
         pending: deque[Query] = deque(queries)
         actors = [self._actor() for _ in range(min(self.jobs, len(pending)))]
-        running: dict[Any, tuple[int, Query, float]] = {}  # ref -> (actor slot, query, start)
+        # ref -> (actor slot, query, start, its wall time)
+        running: dict[Any, tuple[int, Query, float, float]] = {}
         while pending or running:
-            busy = {slot for slot, _, _ in running.values()}
+            if deadline is not None and time.monotonic() >= deadline:
+                while pending:
+                    yield pending.popleft(), _failed(time.monotonic(), RUN_TIME_LIMIT)
+            busy = {slot for slot, _, _, _ in running.values()}
             for slot in range(len(actors)):
                 if slot not in busy and pending:
                     query = pending.popleft()
-                    ref = actors[slot].decide.remote(query, timeout_s)
-                    running[ref] = (slot, query, time.monotonic())
+                    limit = timeout_s
+                    if deadline is not None:
+                        limit = max(0.0, min(timeout_s, deadline - time.monotonic()))
+                    ref = actors[slot].decide.remote(query, limit)
+                    running[ref] = (slot, query, time.monotonic(), limit)
             done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
             for ref in done:
-                slot, query, started = running.pop(ref)
+                slot, query, started, _ = running.pop(ref)
                 try:
                     yield query, ray.get(ref)
                 except ray.exceptions.RayError as err:
@@ -123,11 +133,15 @@ class RayPool:
                     yield query, _failed(started, f"Ray worker failed: {type(err).__name__}")
                     actors[slot] = self._actor()
             now = time.monotonic()
-            for ref, (slot, query, started) in list(running.items()):
-                if now > started + timeout_s + self.grace_s:
+            for ref, (slot, query, started, limit) in list(running.items()):
+                if now > started + limit + self.grace_s or (
+                    deadline is not None and now >= deadline
+                ):
                     ray.kill(actors[slot])
                     del running[ref]
-                    yield query, _failed(started, f"timeout after {timeout_s:g} s")
+                    late = deadline is not None and now >= deadline
+                    reason = RUN_TIME_LIMIT if late else f"timeout after {timeout_s:g} s"
+                    yield query, _failed(started, reason)
                     actors[slot] = self._actor()
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from robustprop.verify.engine.network import Network
 from robustprop.verify.engine.verdict import Status, Verdict
 from robustprop.verify.run.config import RunConfig
+from robustprop.verify.run.reuse import StoreReport
 from robustprop.verify.run.summary import Summary
 
 __all__ = ["PointResult", "RunResult"]
@@ -18,7 +19,9 @@ __all__ = ["PointResult", "RunResult"]
 class PointResult:
     """What the run found at one point; metrics not asked for are ``None``.
 
-    ``reused``: the verdict came from the store (a cache: see the run's ``store`` note).
+    ``reused``: the verdict came from the store (an untrusted cache: see the run's
+    ``store``); ``replayed``: it is a stored ``violated`` whose witness was replayed in this
+    run (evidence); a reused verdict without it is the store's word only.
     """
 
     index: int
@@ -28,6 +31,7 @@ class PointResult:
     attack_margin: float | None
     sampling_fraction: float | None
     reused: bool = False
+    replayed: bool = False
 
     def to_record(self) -> dict[str, Any]:
         """A flat row (for ``pandas.DataFrame(result.to_records())`` or a CSV writer)."""
@@ -41,6 +45,7 @@ class PointResult:
             "time_s": None if v is None else v.time_s,
             "reason": None if v is None else v.reason,
             "reused": self.reused,
+            "replayed": self.replayed,
             "attack_violated": self.attack_violated,
             "attack_margin": self.attack_margin,
             "sampling_fraction": self.sampling_fraction,
@@ -50,7 +55,11 @@ class PointResult:
 
 @dataclass(frozen=True, eq=False)
 class RunResult:
-    """One run: its configuration, the network checked, per-point results, the summary."""
+    """One run: its configuration, the network checked, per-point results, the summary.
+
+    ``store``: how the run used its verdict store (None: no store); ``incomplete``: why the
+    run stopped before deciding everything (empty: it did not).
+    """
 
     config: RunConfig
     network: Network
@@ -59,6 +68,8 @@ class RunResult:
     breaches: tuple[str, ...]
     time_s: float
     reused: int = 0
+    store: StoreReport | None = None
+    incomplete: str = ""
 
     @property
     def counts(self) -> dict[str, int]:

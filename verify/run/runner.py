@@ -10,9 +10,10 @@ previous left open; the stages are :mod:`robustprop.verify.run.stages`):
 3. **bounds** — batched CROWN bound propagation over all open points: ``holds`` when it proves
    the negation empty; otherwise the disjuncts it refutes are dropped and the rest goes on
    seeded with CROWN's neuron bounds;
-4. **solver** — the exact backend (``jobs`` worker processes, per-query timeout); ``auto`` is Z3
-   for tiny networks, else the Marabou/MILP portfolio, which with one job runs in this process
-   (its solvers run in forked, killable racers). A store may answer a query first.
+4. **solver** — the exact backend (``jobs`` worker processes; ``timeout_s`` bounds each
+   point's wall time there); ``auto`` is Z3 for tiny networks, else the Marabou/MILP
+   portfolio. A store may answer a query first, under the rules of
+   :mod:`robustprop.verify.run.reuse` (an untrusted cache).
 
 Attack and bounds never both decide a point (one proves, the other refutes), so their order
 only changes the time spent: without the security metric a short attack (``QUICK_STEPS``
@@ -22,7 +23,11 @@ steps, one run) goes first, then the bounds, then the full attack on what is lef
 exact backend (``auto``: Marabou), without the center, attack and bound stages (the attack
 still runs, for the security metric only, when that metric is asked for).
 
-*Accuracy* is the fraction of uniform samples of the region on which the predicate holds.
+*Accuracy* is the fraction of uniform samples of the region on which the predicate holds; it
+is measured before the points are decided, so that ``max_time_s`` (``--max-time``) bounds the
+run: after it no stage starts, running queries stop, and the points left are ``unknown``
+("run time limit"). A run interrupted by SIGINT or SIGTERM (:mod:`robustprop.verify.run.signals`)
+raises :class:`~robustprop.verify.run.signals.Interrupted` carrying what it had decided.
 The invariants of DESIGN.md §3 are checked on every run: a point proved ``holds`` never has a
 confirmed attack or sample violation; every ``violated`` carries a witness.
 """
@@ -33,8 +38,9 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -52,10 +58,13 @@ from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.torch_net import to_torch
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 from robustprop.verify.formats.vnnlib_write import write_vnnlib
+from robustprop.verify.run.checks import invariants, overrule_stored
 from robustprop.verify.run.config import RunConfig
 from robustprop.verify.run.empirical import attack_points, sample_points
 from robustprop.verify.run.points import Points, PointSelection, domain_from_metadata, load_points
 from robustprop.verify.run.result import PointResult, RunResult
+from robustprop.verify.run.reuse import StoreReport, StoreSession
+from robustprop.verify.run.signals import Interrupted, signal_name
 from robustprop.verify.run.stages import (
     Attack,
     ExactSettings,
@@ -65,7 +74,7 @@ from robustprop.verify.run.stages import (
     run_stages,
     torch_threads,
 )
-from robustprop.verify.run.store import Store, is_reusable, point_key, property_key
+from robustprop.verify.run.store import point_key, property_key
 
 if TYPE_CHECKING:
     import torch
@@ -128,7 +137,10 @@ class RunState:
     attack_margin: dict[int, float] = field(default_factory=dict)
     center_violated: set[int] = field(default_factory=set)
     from_store: set[int] = field(default_factory=set)
+    replayed: set[int] = field(default_factory=set)  # reused violated, witness replayed now
+    evidence: dict[int, Verdict] = field(default_factory=dict)  # this run's replayed violations
     sampling: dict[int, tuple[float, bool]] = field(default_factory=dict)
+    store: StoreReport | None = None
 
     def row(self, inputs: RunInputs, i: int) -> PointResult:
         """Point ``i`` as the run reports it."""
@@ -141,43 +153,101 @@ class RunState:
             attack_margin=self.attack_margin.get(i),
             sampling_fraction=None if sampled is None else sampled[0],
             reused=i in self.from_store,
+            replayed=i in self.replayed,
         )
 
 
 def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
-    """Measure the requested metrics; the stages run in the module docstring's order."""
+    """Measure the requested metrics; the stages run in the module docstring's order.
+
+    Raises :class:`Interrupted` (SIGINT, or SIGTERM within
+    :func:`~robustprop.verify.run.signals.stop_on_signals`) with the partial result."""
     start = time.monotonic()
-    inputs = prepare(config)
+    deadline = None if config.max_time_s is None else start + config.max_time_s
     state = RunState()
+    inputs: RunInputs | None = None
+    backend = BackendName.Z3
+    try:
+        inputs = prepare(config)
+        backend = choose_backend(config.backend, inputs.network, plain=not inputs.staged)
+        _measure(inputs, state, backend, deadline, progress)
+    except KeyboardInterrupt as err:
+        signum = err.signum if isinstance(err, Interrupted) else signal.SIGINT
+        if inputs is None:
+            raise Interrupted(signum) from None
+        why = f"interrupted by {signal_name(signum)}"
+        partial = _result(inputs, state, backend.value, time.monotonic() - start, why)
+        raise Interrupted(signum, partial) from None
+    return _result(inputs, state, backend.value, time.monotonic() - start)
+
+
+def _measure(
+    inputs: RunInputs,
+    state: RunState,
+    backend: BackendName,
+    deadline: float | None,
+    progress: Progress | None,
+) -> None:
+    """The stages, in order, into ``state``."""
+    config = inputs.config
     if (inputs.wants("satisfaction") and inputs.staged) or inputs.wants("security"):
         center_stage(inputs, state)
     if inputs.wants("security"):
         found = attack_stage(inputs, state, inputs.everything, config.attack)
         if inputs.wants("satisfaction") and inputs.staged:
             state.verdicts.update({i: v for i, v in found.items() if i not in state.verdicts})
-    backend = choose_backend(config.backend, inputs.network, plain=not inputs.staged)
+    if inputs.wants("accuracy"):
+        sampling_stage(inputs, state)
     if inputs.wants("satisfaction"):
         if progress is not None:
             for i in sorted(state.verdicts):
                 progress(state.row(inputs, i))
-        decide_stage(inputs, state, backend, progress)
+        decide_stage(inputs, state, backend, progress, deadline)
     elif progress is not None:
         for i in inputs.everything:
             progress(state.row(inputs, i))
-    if inputs.wants("accuracy"):
-        sampling_stage(inputs, state)
+
+
+def _result(
+    inputs: RunInputs, state: RunState, backend: str, time_s: float, incomplete: str = ""
+) -> RunResult:
+    """The run's result from ``state``; ``incomplete``: why it stopped early (undecided points
+    are then ``unknown`` with that reason)."""
+    if incomplete and inputs.wants("satisfaction"):
+        for i in inputs.everything:
+            if i not in state.verdicts:
+                reason = f"{incomplete} before it was decided"
+                state.verdicts[i] = Verdict(Status.UNKNOWN, Stage.NONE, backend, 0.0, reason=reason)
+    overruled = overrule_stored(state.verdicts, state.from_store, state.evidence)
+    for i, verdict in sorted(overruled.items()):
+        log.warning(
+            "point %d: the stored %s is contradicted by a violation found in this run; "
+            "the store is wrong",
+            int(inputs.points.indices[i]),
+            state.verdicts[i].status.value,
+        )
+        state.verdicts[i] = verdict
+        state.from_store.discard(i)
+    if overruled and state.store is not None:
+        state.store = dataclasses.replace(
+            state.store,
+            reused=state.store.reused - len(overruled),
+            contradicted=len(overruled),
+        )
     rows = tuple(state.row(inputs, i) for i in inputs.everything)
-    breaches = _invariants(rows, {i: bad for i, (_, bad) in state.sampling.items()})
+    breaches = invariants(rows, {i: bad for i, (_, bad) in state.sampling.items()})
     for breach in breaches:
         log.error("invariant broken: %s", breach)
     return RunResult(
-        config,
+        inputs.config,
         inputs.network,
-        backend.value,
+        backend,
         rows,
         tuple(breaches),
-        time.monotonic() - start,
+        time_s,
         len(state.from_store),
+        state.store,
+        incomplete,
     )
 
 
@@ -225,8 +295,9 @@ def center_stage(inputs: RunInputs, state: RunState) -> None:
         hit = confirm(inputs.replayer, inputs.points.x[i], inputs.negations[i])
         if hit is not None:
             state.center_violated.add(i)
+            state.evidence.setdefault(i, dataclasses.replace(hit, stage=Stage.CENTER))
             if inputs.wants("satisfaction") and inputs.staged:
-                state.verdicts[i] = dataclasses.replace(hit, stage=Stage.CENTER)
+                state.verdicts[i] = state.evidence[i]
 
 
 def attack_stage(
@@ -260,15 +331,20 @@ def attack_stage(
         state.attack_violated[i] = hit is not None or i in state.center_violated
         if hit is not None:
             out[i] = dataclasses.replace(hit, stage=Stage.ATTACK, backend="pgd", time_s=per_point)
+            state.evidence.setdefault(i, out[i])
     return out
 
 
 def decide_stage(
-    inputs: RunInputs, state: RunState, backend: BackendName, progress: Progress | None
+    inputs: RunInputs,
+    state: RunState,
+    backend: BackendName,
+    progress: Progress | None,
+    deadline: float | None = None,
 ) -> None:
     """3, 4. Bounds and the exact stage (:func:`run_stages`) on the points still open, after a
-    short attack when the security attack did not already run; verdicts from the exact
-    stage go to the store as they arrive."""
+    short attack when the security attack did not already run; the store may answer a point
+    first (:class:`StoreSession`), and verdicts from the exact stage go to it as they arrive."""
     config = inputs.config
     attacks: tuple[Attack, ...] = ()
     if not inputs.wants("security"):
@@ -280,35 +356,54 @@ def decide_stage(
             functools.partial(_attack_queries, inputs, state, config.attack),
         )
     settings = ExactSettings(
-        backend, config.timeout_s, config.jobs, config.executor, config.address
+        backend, config.timeout_s, config.jobs, config.executor, config.address, deadline=deadline
     )
-    prop_key = property_key(config.prop.name, config.prop.params(), config.tau)
+    keys = (
+        inputs.network.sha256,
+        property_key(config.prop.name, config.prop.params(), config.tau),
+        backend.value,
+        config.timeout_s,
+    )
     with contextlib.ExitStack() as stack:
-        store = None if config.store_path is None else stack.enter_context(Store(config.store_path))
+        store = None
+        if config.store_path is not None:
+            store = stack.enter_context(
+                StoreSession(config.store_path, keys, config.reuse, config.store_trusted)
+            )
+            stack.callback(lambda: setattr(state, "store", store.report()))
 
         def key(q: Query) -> str:
             return point_key(inputs.points.x[q.index], int(inputs.points.y[q.index]))
 
+        def replay(q: Query, stored: Verdict) -> Verdict | None:
+            witness = stored.witness
+            n = inputs.network.n
+            if witness is None or witness.shape != (n,) or not np.all(np.isfinite(witness)):
+                return None
+            hit = confirm(inputs.replayer, witness, inputs.negations[q.index])
+            if hit is None:
+                return None
+            return dataclasses.replace(
+                stored, witness=hit.witness, witness_output=hit.witness_output
+            )
+
         def lookup(q: Query) -> Verdict | None:
             if store is None:
                 return None
-            return store.lookup(
-                inputs.network.sha256, prop_key, key(q), backend.value, config.timeout_s
-            )
+            taken = store.take(key(q), functools.partial(replay, q))
+            if taken is None:
+                return None
+            verdict, replayed = taken
+            if replayed:
+                state.replayed.add(q.index)
+            return verdict
 
         def reached(q: Query, verdict: Verdict, origin: Origin) -> None:
             state.verdicts[q.index] = verdict
             if origin is Origin.STORE:
                 state.from_store.add(q.index)
-            elif store is not None and origin is Origin.EXACT and is_reusable(verdict):
-                store.put(
-                    inputs.network.sha256,
-                    prop_key,
-                    key(q),
-                    backend.value,
-                    config.timeout_s,
-                    verdict,
-                )
+            elif store is not None and origin is Origin.EXACT:
+                store.put(key(q), verdict)
             if progress is not None:
                 progress(state.row(inputs, q.index))
 
@@ -349,10 +444,10 @@ def sampling_stage(inputs: RunInputs, state: RunState) -> None:
         config.seed + 1,
     )
     for i, (fraction, bad) in enumerate(sampled):
-        replayed = bad is not None and (
-            confirm(inputs.replayer, bad, inputs.negations[i]) is not None
-        )
-        state.sampling[i] = (fraction, replayed)
+        hit = None if bad is None else confirm(inputs.replayer, bad, inputs.negations[i])
+        if hit is not None:
+            state.evidence.setdefault(i, dataclasses.replace(hit, backend="sampling"))
+        state.sampling[i] = (fraction, hit is not None)
 
 
 def _points(points: PointSelection | Points, n_inputs: int) -> Points:
@@ -363,24 +458,6 @@ def _points(points: PointSelection | Points, n_inputs: int) -> Points:
             f"points {points.source!r}: expected shape (N, {n_inputs}), got {points.x.shape}"
         )
     return points
-
-
-def _invariants(points: tuple[PointResult, ...], sample_witness: Mapping[int, bool]) -> list[str]:
-    """DESIGN.md §3: ``holds`` never meets a confirmed violation; ``violated`` has a witness."""
-    breaches: list[str] = []
-    for i, p in enumerate(points):
-        v = p.verdict
-        if v is None:
-            continue
-        if v.status is Status.HOLDS and p.attack_violated:
-            breaches.append(f"point {p.index}: proved holds, but PGD found a confirmed violation")
-        if v.status is Status.HOLDS and sample_witness.get(i):
-            breaches.append(
-                f"point {p.index}: proved holds, but a uniform sample is a confirmed violation"
-            )
-        if v.status is Status.VIOLATED and v.witness is None:
-            breaches.append(f"point {p.index}: violated without a witness")
-    return breaches
 
 
 def _export_vnnlib(config: RunConfig, points: Points, negations: list[Negation]) -> None:

@@ -6,12 +6,16 @@ verdicts it reached; what it leaves open goes to the next stage:
 - :func:`confirm` — a candidate point counts only after onnxruntime replay;
 - :func:`bound_stage` — batched CROWN bound propagation: ``holds`` where it proves the negation
   empty; the rest pruned of the disjuncts it refutes and seeded with its neuron bounds;
-- :func:`exact_stage` — the exact backend under a per-query time limit: in this process for
-  the portfolio (its solvers run in forked, killable racers) or with ``isolate`` (each solver
-  call in a killed-on-timeout child), else in a pool of worker processes or Ray actors.
+- :func:`exact_stage` — the exact backend under a per-query wall-time limit, in a pool of
+  worker processes or Ray actors that kills a query still running when its time is up (so
+  ``timeout_s`` bounds each point's wall time, set-up and replay included); ``verify vnnlib``
+  runs its one query in this process (``in_process``, each solver call in a killed-on-timeout
+  child with ``isolate``).
 
 :func:`run_stages` chains an attack (the caller's: PGD on the property for ``verify run``,
 the falsifier on a VNN-LIB negation for ``verify vnnlib``), the bounds and the exact stage.
+With a ``deadline`` (``--max-time``), no stage starts after it and running queries stop at it;
+the points left open are ``unknown`` with the reason "run time limit".
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -36,7 +40,7 @@ from robustprop.verify.engine.point_query import PointDecider, Query
 from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 from robustprop.verify.run.model import ModelBytes
-from robustprop.verify.run.pool import WorkerPool, WorkerSpec
+from robustprop.verify.run.pool import RUN_TIME_LIMIT, WorkerPool, WorkerSpec
 from robustprop.verify.run.ray_pool import RayPool
 
 __all__ = [
@@ -69,6 +73,7 @@ class Origin(StrEnum):
     BOUNDS = "bounds"
     STORE = "store"  # an earlier run's verdict (an untrusted cache)
     EXACT = "exact"
+    LIMIT = "limit"  # not decided: the run's time was up (``deadline``)
 
 
 class Executor(StrEnum):
@@ -87,9 +92,13 @@ class ExactSettings:
     jobs: int = 1
     executor: Executor = Executor.LOCAL
     address: str | None = None
-    in_process: bool = False  # one job in this process (always so for the portfolio's 1 job)
+    in_process: bool = False  # one job in this process (``verify vnnlib``)
     isolate: bool = True  # in this process: each solver call in a child killed on timeout
-    deadline: float | None = None  # time.monotonic() after which no query starts
+    deadline: float | None = None  # time.monotonic() after which nothing starts or runs
+
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
     def budget(self) -> float:
         """The time limit of the next query: ``timeout_s``, or less when a deadline is near."""
@@ -168,12 +177,11 @@ def exact_stage(
     network: Network,
     model: ModelBytes,
     replayer: Replayer,
-) -> Iterator[tuple[Query, Verdict]]:
+) -> Generator[tuple[Query, Verdict], None, None]:
     """Exact verdicts for ``queries`` in completion order (see the module doc)."""
     if not queries:
         return
-    local_one = settings.jobs == 1 and settings.executor is Executor.LOCAL
-    if settings.in_process or (local_one and settings.backend is BackendName.PORTFOLIO):
+    if settings.in_process:
         decider = PointDecider(network, replayer, settings.backend.value, isolate=settings.isolate)
         for query in queries:
             yield query, _decide_here(decider, query, settings)
@@ -185,7 +193,7 @@ def exact_stage(
     else:
         pool = WorkerPool(spec, settings.jobs)
     with pool:
-        yield from pool.map(queries, settings.budget())
+        yield from pool.map(queries, settings.timeout_s, settings.deadline)
 
 
 def _decide_here(decider: PointDecider, query: Query, settings: ExactSettings) -> Verdict:
@@ -237,18 +245,32 @@ def run_stages(
             if on_verdict is not None:
                 on_verdict(by_index[index], verdict, origin)
 
+    def out_of_time(left: Sequence[Query]) -> bool:
+        if not settings.expired():
+            return False
+        backend = settings.backend.value
+        limit = Verdict(Status.UNKNOWN, Stage.NONE, backend, 0.0, reason=RUN_TIME_LIMIT)
+        reached({q.index: limit for q in left}, Origin.LIMIT)
+        return True
+
     open_queries = list(queries)
     if strategy is Strategy.STAGED:
         for k, attack in enumerate(attacks):
             if k == 1:  # the bounds come after the first (short) attack
+                if out_of_time(open_queries):
+                    return verdicts
                 proved, open_queries = bound_stage(
                     network, open_queries, centers_y=_rows(centers_y, open_queries), device=device
                 )
                 reached(proved, Origin.BOUNDS)
             if open_queries:
+                if out_of_time(open_queries):
+                    return verdicts
                 reached(attack(open_queries), Origin.ATTACK)
                 open_queries = [q for q in open_queries if q.index not in verdicts]
         if len(attacks) < 2 and open_queries:
+            if out_of_time(open_queries):
+                return verdicts
             proved, open_queries = bound_stage(
                 network, open_queries, centers_y=_rows(centers_y, open_queries), device=device
             )
@@ -262,10 +284,14 @@ def run_stages(
         verdicts[q.index] = hit
         if on_verdict is not None:
             on_verdict(q, hit, Origin.STORE)
-    for q, verdict in exact_stage(todo, settings, network, model, replayer):
-        verdicts[q.index] = verdict
-        if on_verdict is not None:
-            on_verdict(q, verdict, Origin.EXACT)
+    if out_of_time(todo):
+        return verdicts
+    # closing() kills the workers at once when this frame is left by an exception
+    with contextlib.closing(exact_stage(todo, settings, network, model, replayer)) as exact:
+        for q, verdict in exact:
+            verdicts[q.index] = verdict
+            if on_verdict is not None:
+                on_verdict(q, verdict, Origin.EXACT)
     return verdicts
 
 

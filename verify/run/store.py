@@ -1,4 +1,4 @@
-"""The resumable store: exact verdicts in an embedded SQLite database.
+"""The resumable store: exact verdicts in an embedded SQLite database, an *untrusted cache*.
 
 One row per decided query, keyed by (network sha256, property + parameters + τ, point,
 backend, timeout). Each verdict is committed on its own as soon as it arrives, in WAL mode, so
@@ -6,13 +6,24 @@ a run killed at any moment (SIGKILL included) loses only the queries in flight, 
 skips everything stored. Only the parent process writes; several runs may share one file
 (SQLite serialises writers; a busy timeout waits for the lock).
 
-Reuse rules: a ``holds`` or ``violated`` verdict is a fact about the network and the property,
-so it is reused whatever backend or timeout found it; an ``unknown`` is reused only for the same
-backend and a timeout no larger than the stored one.
+Anyone who can write the file can write any row (the keys are computed by public functions
+from public inputs), so a stored verdict is a claim, not evidence: :meth:`Store.candidates`
+returns what is stored and the runner decides what to reuse (a stored ``violated`` is replayed
+before it counts; ``holds`` and ``unknown`` are reused only where no gate rests on them, unless
+the caller trusts the store; :mod:`robustprop.verify.run.reuse`). A ``holds`` or ``violated``
+is a fact about the network and the property whatever backend or timeout found it; an
+``unknown`` is offered only for the same backend and a timeout no larger than the stored one.
+
+A store that cannot be used *now* — locked by another process past the busy timeout, or in a
+folder this user cannot write (an unwritable ``$HOME`` or cache directory) — raises
+:class:`StoreUnavailable`, and :func:`open_store` turns that into one warning and a run
+without the store. A file that is not this kind of store (garbage, another schema version,
+another application's SQLite tables) is an :class:`InputError` and is left untouched.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -27,9 +38,25 @@ import numpy.typing as npt
 from robustprop.properties.errors import InputError
 from robustprop.verify.engine.verdict import Status, Verdict
 
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "SCHEMA_VERSION",
+    "Store",
+    "StoreUnavailable",
+    "is_reusable",
+    "open_store",
+    "point_key",
+    "property_key",
+]
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+
+#: Seconds a store locked by another process is waited for before the run goes on without it.
+BUSY_TIMEOUT_S = 30.0
+
+_TABLES = frozenset({"meta", "verdicts"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,6 +73,13 @@ CREATE TABLE IF NOT EXISTS verdicts (
 );
 """
 
+# Reasons of verdicts that say nothing about the query itself: never stored.
+_NOT_REUSABLE = ("crashed", "interrupted", "run time limit")
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot be used now (busy, or not writable here); the run can go on without it."""
+
 
 def property_key(name: str, params: dict[str, Any], tau: float) -> str:
     """A canonical string for a property with its parameters and margin."""
@@ -56,6 +90,16 @@ def point_key(center: npt.NDArray[np.float64], label: int) -> str:
     """A point by content (float64 bytes of the center, and the label)."""
     digest = hashlib.sha256(np.ascontiguousarray(center, dtype=np.float64).tobytes())
     return f"{digest.hexdigest()[:32]}:{label}"
+
+
+def _busy(err: sqlite3.Error) -> bool:
+    text = str(err).lower()
+    return "locked" in text or "busy" in text
+
+
+def _unwritable(err: sqlite3.Error) -> bool:
+    text = str(err).lower()
+    return "readonly" in text or "read-only" in text or "unable to open" in text
 
 
 class Store:
@@ -70,15 +114,22 @@ class Store:
             raise InputError(f"--store {path}: {folder} is a file, not a folder")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+            self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except PermissionError as err:
+            raise StoreUnavailable(f"cannot create it ({err.strerror or err})") from err
+        except OSError as err:
+            if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise StoreUnavailable(f"cannot create it ({err.strerror or err})") from err
+            raise InputError(f"--store {path}: cannot open ({err.strerror or err})") from err
+        except sqlite3.OperationalError as err:
+            raise StoreUnavailable(f"cannot open it ({err})") from err
         except sqlite3.DatabaseError as err:
             raise InputError(f"--store {path}: not a usable SQLite store ({err})") from err
-        except OSError as err:
-            raise InputError(f"--store {path}: cannot open ({err.strerror or err})") from err
         try:
-            # Read the version before writing anything: a store of another version is
-            # refused untouched (no WAL switch, no new tables).
-            self._check_version()
+            # Read what the file holds before writing anything: a store of another version,
+            # or another application's database, is refused untouched (no WAL switch, no
+            # new tables).
+            self._check_contents()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
@@ -88,21 +139,35 @@ class Store:
         except InputError:
             self._db.close()
             raise
+        except sqlite3.OperationalError as err:
+            self._db.close()
+            if _busy(err):
+                raise StoreUnavailable(f"locked by another process ({err})") from err
+            if _unwritable(err):
+                raise StoreUnavailable(f"not writable ({err})") from err
+            raise InputError(f"--store {path}: not a usable SQLite store ({err})") from err
         except sqlite3.DatabaseError as err:
             self._db.close()
             raise InputError(f"--store {path}: not a usable SQLite store ({err})") from err
 
-    def _check_version(self) -> None:
-        has_meta = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
-        ).fetchone()
-        if has_meta is None:
-            return
-        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is not None and row[0] != str(SCHEMA_VERSION):
+    def _check_contents(self) -> None:
+        tables = {
+            str(row[0])
+            for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if "meta" in tables:
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is not None and row[0] != str(SCHEMA_VERSION):
+                raise InputError(
+                    f"--store {self.path}: schema version {row[0]}, this robustprop uses "
+                    f"{SCHEMA_VERSION}; choose another --store or delete the file"
+                )
+        foreign = sorted(tables - _TABLES)
+        if foreign or (tables and "meta" not in tables):
+            shown = ", ".join(foreign or sorted(tables))
             raise InputError(
-                f"--store {self.path}: schema version {row[0]}, this robustprop uses "
-                f"{SCHEMA_VERSION}; choose another --store or delete the file"
+                f"--store {self.path}: an SQLite database of another application (tables: "
+                f"{shown}), not a robustprop verdict store; choose another --store"
             )
 
     def __enter__(self) -> Store:
@@ -114,28 +179,38 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
+    def candidates(
+        self, network: str, prop: str, point: str, backend: str, timeout_s: float
+    ) -> list[Verdict]:
+        """The stored verdicts for this query, most checkable first: ``violated`` (a witness
+        to replay), then ``holds``, then an ``unknown`` of the same backend and a timeout no
+        smaller than ``timeout_s``. Rows that do not parse are skipped with a warning."""
+        try:
+            rows = self._db.execute(
+                "SELECT verdict FROM verdicts WHERE network=? AND property=? AND point=? AND "
+                "(status IN ('holds', 'violated') OR (status='unknown' AND backend=? AND "
+                "timeout_s>=?)) ORDER BY CASE status WHEN 'violated' THEN 0 WHEN 'holds' THEN 1 "
+                "ELSE 2 END, created",
+                (network, prop, point, backend, timeout_s),
+            ).fetchall()
+        except sqlite3.OperationalError as err:
+            if _busy(err):
+                raise StoreUnavailable(f"locked by another process ({err})") from err
+            raise InputError(f"--store {self.path}: cannot read ({err})") from err
+        out: list[Verdict] = []
+        for (text,) in rows:
+            try:
+                out.append(Verdict.from_json(json.loads(text)))
+            except (ValueError, KeyError, TypeError) as err:
+                log.warning("%s: ignoring an unreadable stored verdict (%s)", self.path, err)
+        return out
+
     def lookup(
         self, network: str, prop: str, point: str, backend: str, timeout_s: float
     ) -> Verdict | None:
-        """A stored verdict usable for this query (see the module's reuse rules)."""
-        row = self._db.execute(
-            "SELECT verdict FROM verdicts WHERE network=? AND property=? AND point=? "
-            "AND status IN ('holds', 'violated') ORDER BY created LIMIT 1",
-            (network, prop, point),
-        ).fetchone()
-        if row is None:
-            row = self._db.execute(
-                "SELECT verdict FROM verdicts WHERE network=? AND property=? AND point=? "
-                "AND backend=? AND timeout_s>=? AND status='unknown' ORDER BY created LIMIT 1",
-                (network, prop, point, backend, timeout_s),
-            ).fetchone()
-        if row is None:
-            return None
-        try:
-            return Verdict.from_json(json.loads(row[0]))
-        except (ValueError, KeyError, TypeError) as err:
-            log.warning("%s: ignoring an unreadable stored verdict (%s)", self.path, err)
-            return None
+        """The first of :meth:`candidates` (unchecked: see the module doc), or None."""
+        found = self.candidates(network, prop, point, backend, timeout_s)
+        return found[0] if found else None
 
     def put(
         self,
@@ -162,12 +237,30 @@ class Store:
                 ),
             )
         except sqlite3.OperationalError as err:
+            if _busy(err):
+                raise StoreUnavailable(f"locked by another process ({err})") from err
             raise InputError(f"--store {self.path}: cannot write ({err})") from err
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0])
 
 
+def open_store(path: Path) -> tuple[Store | None, str]:
+    """The store at ``path``, or ``(None, why)`` after one warning when it cannot be used now
+    (:class:`StoreUnavailable`); an unusable *file* is an InputError."""
+    try:
+        return Store(path), ""
+    except StoreUnavailable as err:
+        why = str(err)
+        log.warning(
+            "store %s: %s; running without it (its verdicts are not reused or kept)", path, why
+        )
+        return None, why
+
+
 def is_reusable(verdict: Verdict) -> bool:
-    """Whether a verdict should be stored for reuse (worker crashes are not)."""
-    return not (verdict.status is Status.UNKNOWN and "crashed" in verdict.reason)
+    """Whether a verdict should be stored for reuse (worker crashes, interruptions and the
+    run's own time limit say nothing about the query, so those are not)."""
+    return not (
+        verdict.status is Status.UNKNOWN and any(r in verdict.reason for r in _NOT_REUSABLE)
+    )
