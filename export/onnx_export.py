@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -184,8 +184,11 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise InputError(f"{path}: is a directory, expected an output file name")
     if not path.parent.is_dir():
         raise InputError(f"{path}: directory {path.parent} does not exist")
+    def write(handle: IO[bytes]) -> None:
+        handle.write(data)
+
     try:
-        atomic_write(path, lambda handle: handle.write(data))
+        atomic_write(path, write)
     except OSError as err:
         raise InputError(f"{path}: cannot write ({err.strerror or err})") from err
 
