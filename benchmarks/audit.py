@@ -25,6 +25,11 @@ replays every saved case with :func:`check_case`.
 
     nice .venv/bin/python benchmarks/audit.py --networks 90 --points 6 --seed 0 --timeout 20
 
+With ``--hostile K`` (default 1) the first K points of every network also get the hostile
+VNN-LIB specs of ``benchmarks/audit_specs.py`` (huge, tiny and subnormal constants, point and
+empty boxes, repeated atoms), each decided by ``verify vnnlib`` with Marabou, the MILP and Z3
+(plain) and ``auto`` (staged); their disagreements count like the others.
+
 Prints one line per network, then the counts. Exit code 1 if any disagreement, else 0.
 """
 
@@ -352,10 +357,24 @@ class NetworkReport:
     outcomes: list[tuple[str, int, Outcome]]  # (property, point, outcome)
     seconds: float
     pipeline_errors: list[str]
+    specs: list[Any] = field(default_factory=list)  # audit_specs.SpecOutcome per hostile spec
+
+
+def hostile(
+    net_path: Path, replayer: Replayer, x: FloatArray, timeout_s: float, folder: Path, seed: int
+) -> list[Any]:
+    """The hostile specs of ``benchmarks/audit_specs.py`` around each point of ``x``."""
+    import audit_specs  # benchmarks/audit_specs.py, beside this script
+
+    rng = np.random.default_rng(seed)
+    out: list[Any] = []
+    for i in range(len(x)):
+        out += audit_specs.audit_specs(net_path, replayer, x[i], 0.05, timeout_s, folder, rng)
+    return out
 
 
 def audit_network(
-    index: int, seed: int, n_points: int, timeout_s: float, work: Path
+    index: int, seed: int, n_points: int, timeout_s: float, work: Path, n_hostile: int = 0
 ) -> NetworkReport:
     start = time.monotonic()
     rng = np.random.default_rng([seed, index])
@@ -426,7 +445,8 @@ def audit_network(
                 )  # fmt: skip
             outcomes.append((name, i, outcome))
     sizes = [network.n, *(W.shape[0] for W, _ in layers)]
-    return NetworkReport(sizes, outcomes, time.monotonic() - start, errors)
+    specs = hostile(net_path, replayer, x[:n_hostile], timeout_s, folder, seed + index)
+    return NetworkReport(sizes, outcomes, time.monotonic() - start, errors, specs)
 
 
 def save_case(
@@ -501,6 +521,22 @@ def check_case(folder: Path, timeout_s: float = 30.0) -> list[str]:
 # ---------------------------------------------------------------------------- main
 
 
+def print_hostile(specs: list[Any]) -> None:
+    """The hostile specs' answers: per family, and per decider (sat/unsat/unknown)."""
+    import audit_specs
+
+    c = audit_specs.tally(specs)
+    print(f"hostile specs: {c['specs']}, agree: {c['agree']}, disagree: {c['disagree']}")
+    families = sorted({s.family for s in specs})
+    for decider in (f"{b}/{s}" for b, s in audit_specs.DECIDERS):
+        cells = ", ".join(
+            f"{f} {c[f'{f} {decider} sat']}/{c[f'{f} {decider} unsat']}/"
+            f"{c[f'{f} {decider} unknown']}"
+            for f in families
+        )
+        print(f"  {decider:14s} {cells} (sat/unsat/unknown)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--networks", type=int, default=90)
@@ -508,16 +544,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--points", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=20.0, help="Seconds per exact query.")
+    parser.add_argument("--hostile", type=int, default=1, help="Points with hostile specs.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     torch.set_num_threads(1)
     counts: Counter[str] = Counter()
     per_prop: dict[str, Counter[str]] = {p: Counter() for p in PROPERTIES}
     disagreements: list[str] = []
+    specs: list[Any] = []
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="robustprop-audit-") as tmp:
         for index in range(args.start, args.start + args.networks):
-            report = audit_network(index, args.seed, args.points, args.timeout, Path(tmp))
+            report = audit_network(
+                index, args.seed, args.points, args.timeout, Path(tmp), args.hostile
+            )
+            specs += report.specs
+            for spec in report.specs:
+                disagreements += [f"seed {args.seed} net {index}: {t}" for t in spec.disagreements]
             line = Counter[str]()
             for name, i, outcome in report.outcomes:
                 counts["queries"] += 1
@@ -573,6 +616,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             + f" (holds/violated/unknown); empirical violations {c['empirical violation']}"
         )
+    if specs:
+        print_hostile(specs)
     print(f"disagreements: {len(disagreements)}")
     for text in disagreements:
         print(f"  {text}")

@@ -4,8 +4,10 @@ The lowest layer of :mod:`robustprop.verify` (below ``formats``, ``runs``, ``rep
 ``experiment`` and ``cli``; it imports none of them). :mod:`~.network` reads ONNX models into a
 piecewise-linear IR; :mod:`~.crown` and :mod:`~.bounds` bound it, :mod:`~.lr_local` decides LR's
 small linear ball, :mod:`~.falsify` and :mod:`~.attack` search for counterexamples; the exact
-backends in :mod:`~.backends` decide a negation, :mod:`~.decide` trusts their points only after
-onnxruntime replay (:mod:`~.replay`) in isolated processes (:mod:`~.isolation`),
+backends in :mod:`~.backends` decide a negation, :mod:`~.screen` keeps from them what sound
+bounds decide and what lies beyond their calibrated numerical range, :mod:`~.decide` trusts
+their points only after onnxruntime replay (:mod:`~.replay`) in isolated processes
+(:mod:`~.isolation`),
 :mod:`~.scr_encoding` decides SCR with linear queries, and :mod:`~.point_query` turns one query
 into a :class:`~.verdict.Verdict`. Every outcome, of a solver query or of a whole point, is a
 :class:`~.verdict.Status` (holds, violated, unknown). Nothing is imported here: the submodules

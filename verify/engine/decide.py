@@ -12,6 +12,14 @@ onnxruntime (:mod:`robustprop.verify.engine.replay`):
 A solver point that fails replay (typically a point on the boundary of the unsafe set, accepted
 by the solver's tolerances) is logged and the query is retried with the atoms shifted inwards by
 a small margin; if no retry gives a confirmed point, the query counts as ``UNKNOWN``.
+
+Before any solver call each box's query is screened (:mod:`robustprop.verify.engine.screen`):
+disjuncts the sound output bounds refute are dropped, atoms they imply are removed, a disjunct
+left without atoms is decided by replaying a point of its box, and a query beyond the backend's
+calibrated numerical range is ``UNKNOWN`` with the reason instead of a solver's guess. Marabou
+answers a relaxed query (:data:`~robustprop.verify.engine.backends.marabou.RELAXATION`: it
+misses margins below about 1e-5); when every point it finds lies within that tolerance of the
+threshold and fails replay, the HiGHS MILP (tolerance 1e-9) referees the box, within its range.
 """
 
 from __future__ import annotations
@@ -25,10 +33,12 @@ import numpy as np
 
 from robustprop.properties.spec import Atom, Disjunct, Negation
 from robustprop.verify.engine.backends.base import BackendName, SolverOutcome, group_by_box
+from robustprop.verify.engine.backends.marabou import RELAXATION
 from robustprop.verify.engine.backends.registry import get_backend
 from robustprop.verify.engine.isolation import Failure, run_isolated
 from robustprop.verify.engine.network import Network
 from robustprop.verify.engine.replay import Replay, Replayer
+from robustprop.verify.engine.screen import screen
 from robustprop.verify.engine.verdict import Status
 
 __all__ = [
@@ -95,65 +105,131 @@ def decide(
     """
     start = time.monotonic()
     groups = group_by_box(negation)
+    ctx = _Context(network, replayer, timeout_s, isolate, grace_s, margins, start, len(groups))
     records: list[QueryRecord] = []
     unknown: list[str] = []
     for index, group in enumerate(groups):
-        attempts = (0.0, *margins)
-        for attempt, margin in enumerate(attempts):
-            remaining = timeout_s - (time.monotonic() - start)
-            if remaining <= 0:
-                unknown.append(f"box {index + 1}: not tried, time limit reached")
-                break
-            budget = remaining / (len(groups) - index)
-            query = group if margin == 0.0 else _shift_atoms(group, margin, replayer)
-            outcome = _run(backend, network, query, budget, isolate, grace_s)
-            records.append(
-                QueryRecord(index, margin, outcome.status, outcome.reason, outcome.time_s)
-            )
-            if outcome.status is Status.HOLDS:
-                if margin == 0.0:
-                    break
-                unknown.append(
-                    f"box {index + 1}: the solver's point failed replay and the query with "
-                    f"margin {margin:g} is unsat (only boundary points?)"
-                )
-                break
-            if outcome.status is Status.UNKNOWN:
-                unknown.append(f"box {index + 1}: {outcome.reason}")
-                break
-            assert outcome.x is not None
-            replay = replayer.replay(outcome.x, group)
+        screened = screen(network, group, backend)
+        for x in screened.candidates:
+            replay = replayer.replay(x, group)
             if replay.confirmed:
                 return Decision(
                     Status.VIOLATED,
                     replay,
-                    f"{outcome.reason}; witness confirmed by onnxruntime",
+                    "the sound output bounds imply every atom of a disjunct; a point of its "
+                    "box confirmed by onnxruntime",
                     time.monotonic() - start,
                     tuple(records),
                 )
             log.warning(
-                "box %d: %s point failed replay (%s)%s",
-                index + 1,
-                backend.value,
-                replay.note,
-                "; retrying with a margin" if attempt + 1 < len(attempts) else "",
+                "box %d: a point the bounds imply failed replay (%s)", index + 1, replay.note
             )
-            y_max = float(np.max(np.abs(replay.y32)))
-            records[-1] = dataclasses.replace(
-                records[-1],
-                status=Status.UNKNOWN,
-                reason=f"{outcome.reason}; witness failed replay (|y| max {y_max:.6g})",
-            )
-            if attempt + 1 == len(attempts):
-                unknown.append(f"box {index + 1}: solver points failed replay ({replay.note})")
+        if screened.negation is None:
+            continue  # every disjunct refuted by the sound bounds: no solver needed
+        if screened.out_of_range:
+            unknown.append(f"box {index + 1}: {screened.out_of_range}")
+            continue
+        solver, base = screened.backend, screened.negation
+        found = _solve_box(ctx, index, group, base, solver, records)
+        # Marabou's points lie within its tolerance of the threshold and never replay: it
+        # cannot tell this box apart. The MILP (tolerance 1e-9) referees, within its range.
+        if (
+            isinstance(found, _Boundary)
+            and solver is BackendName.MARABOU
+            and not screen(network, group, BackendName.MILP).out_of_range
+        ):
+            log.info("box %d: Marabou undecided at its tolerance; the MILP referees", index + 1)
+            found = _solve_box(ctx, index, group, base, BackendName.MILP, records)
+        if isinstance(found, Decision):
+            return found
+        if found is not None:
+            unknown.append(f"box {index + 1}: {found}")
     elapsed = time.monotonic() - start
     if unknown:
         return Decision(Status.UNKNOWN, None, "; ".join(unknown), elapsed, tuple(records))
+    if not records:
+        reason = "the sound output bounds refute every disjunct"
+        return Decision(Status.HOLDS, None, reason, elapsed, ())
     return Decision(Status.HOLDS, None, f"{backend.value}: unsat", elapsed, tuple(records))
 
 
-def _shift_atoms(group: Negation, margin: float, replayer: Replayer) -> Negation:
-    """The group with every atom's rhs raised by ``margin * (1 + scale)``.
+@dataclass(frozen=True)
+class _Context:
+    """What every solver call of one :func:`decide` shares."""
+
+    network: Network
+    replayer: Replayer
+    timeout_s: float
+    isolate: bool
+    grace_s: float
+    margins: tuple[float, ...]
+    start: float
+    boxes: int
+
+
+class _Boundary(str):
+    """Why a box is undecided when every solver point failed replay (boundary points)."""
+
+
+def _solve_box(
+    ctx: _Context,
+    index: int,
+    group: Negation,
+    base: Negation,
+    solver: BackendName,
+    records: list[QueryRecord],
+) -> Decision | str | None:
+    """One box with ``solver``: a ``VIOLATED`` decision, ``None`` (unsat) or why unknown (a
+    :class:`_Boundary` when only points that fail replay were found). ``base`` is the screened
+    query; points are replayed against ``group``, the box's part of the original negation."""
+    # Marabou answers a relaxed query (see its module doc); its retries undo the relaxation
+    extra = RELAXATION if solver in (BackendName.MARABOU, BackendName.PORTFOLIO) else 0.0
+    attempts = (0.0, *ctx.margins)
+    for attempt, margin in enumerate(attempts):
+        remaining = ctx.timeout_s - (time.monotonic() - ctx.start)
+        if remaining <= 0:
+            return "not tried, time limit reached"
+        budget = remaining / (ctx.boxes - index)
+        query = base if margin == 0.0 else _shift_atoms(base, margin, ctx.replayer, extra)
+        outcome = _run(solver, ctx.network, query, budget, ctx.isolate, ctx.grace_s)
+        records.append(QueryRecord(index, margin, outcome.status, outcome.reason, outcome.time_s))
+        if outcome.status is Status.HOLDS:
+            if margin == 0.0:
+                return None
+            return _Boundary(
+                f"the solver's point failed replay and the query with margin {margin:g} is "
+                "unsat (only boundary points?)"
+            )
+        if outcome.status is Status.UNKNOWN:
+            return outcome.reason
+        assert outcome.x is not None
+        replay = ctx.replayer.replay(outcome.x, group)
+        if replay.confirmed:
+            return Decision(
+                Status.VIOLATED,
+                replay,
+                f"{outcome.reason}; witness confirmed by onnxruntime",
+                time.monotonic() - ctx.start,
+                tuple(records),
+            )
+        log.warning(
+            "box %d: %s point failed replay (%s)%s",
+            index + 1,
+            solver.value,
+            replay.note,
+            "; retrying with a margin" if attempt + 1 < len(attempts) else "",
+        )
+        y_max = float(np.max(np.abs(replay.y32)))
+        records[-1] = dataclasses.replace(
+            records[-1],
+            status=Status.UNKNOWN,
+            reason=f"{outcome.reason}; witness failed replay (|y| max {y_max:.6g})",
+        )
+    return _Boundary(f"solver points failed replay ({replay.note})")
+
+
+def _shift_atoms(group: Negation, margin: float, replayer: Replayer, extra: float) -> Negation:
+    """The group with every atom's rhs raised by ``margin * (1 + scale) + extra``.
 
     ``scale`` is the magnitude of the atom's own terms at the box centre (a cheap, stable
     proxy for the size of the outputs involved).
@@ -165,7 +241,9 @@ def _shift_atoms(group: Negation, margin: float, replayer: Replayer) -> Negation
         atoms = tuple(
             Atom(
                 terms=a.terms,
-                rhs=a.rhs + margin * (1.0 + sum(abs(c * y[j]) for j, c in a.terms) + abs(a.rhs)),
+                rhs=a.rhs
+                + margin * (1.0 + sum(abs(c * y[j]) for j, c in a.terms) + abs(a.rhs))
+                + extra,
                 dist_coeff=a.dist_coeff,
             )
             for a in d.atoms

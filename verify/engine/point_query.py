@@ -25,6 +25,7 @@ from robustprop.verify.engine.lr_local import analyse
 from robustprop.verify.engine.network import Network
 from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.scr_encoding import ScrSettings, decide_scr
+from robustprop.verify.engine.screen import screen
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 
 __all__ = ["PointDecider", "Query"]
@@ -79,6 +80,10 @@ class PointDecider:
         elapsed = time.monotonic() - start
         n_queries = len(decision.queries)
         if decision.status is Status.HOLDS:
+            if not n_queries:  # the sound bounds refuted every disjunct: no solver call
+                return Verdict(
+                    Status.HOLDS, Stage.BOUNDS, self.backend.value, elapsed, decision.reason
+                )
             return Verdict(
                 Status.HOLDS, Stage.SOLVER, self.backend.value, elapsed, queries=n_queries
             )
@@ -88,6 +93,7 @@ class PointDecider:
                 Stage.SOLVER,
                 self.backend.value,
                 elapsed,
+                reason=decision.reason if not n_queries else "",
                 witness=decision.replay.x,
                 witness_output=decision.replay.y64,
                 queries=n_queries,
@@ -136,10 +142,16 @@ class PointDecider:
         negation = query.negation
         box = negation.disjuncts[0]
         y_lower, y_upper = network.interval_bounds(box.lower, box.upper)[-1]
-        solver = get_backend(self.backend)
 
         def solve(q: Negation, timeout_s: float) -> tuple[Status, FloatArray | None, str]:
-            out = solver.solve(network, q, timeout_s)
+            screened = screen(network, q, self.backend)  # as decide() does for linear queries
+            if screened.candidates:
+                return Status.VIOLATED, screened.candidates[0], "a point the bounds imply"
+            if screened.negation is None:
+                return Status.HOLDS, None, "the sound output bounds refute the query"
+            if screened.out_of_range:
+                return Status.UNKNOWN, None, screened.out_of_range
+            out = get_backend(screened.backend).solve(network, screened.negation, timeout_s)
             return out.status, out.x, out.reason
 
         def confirm(x: FloatArray, q: Negation) -> FloatArray | None:

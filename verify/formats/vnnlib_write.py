@@ -4,11 +4,13 @@ VNN-LIB 1.0 compares a variable with a number or two variables, so an atom is ex
 it has one output term (``c·Y_j ≥ rhs``) or two terms with opposite unit-size coefficients
 (``Y_j − Y_k ≥ 0``): exactly SR's and CR's atoms. LR's auxiliary distance ``d`` and SCR's softmax
 have no VNN-LIB 1.0 form; they are refused with a message saying so. Numbers are written with
-``repr`` (shortest round-trip form), so reading the file back gives the same float64 values.
+``repr`` (shortest round-trip form), so reading the file back gives the same float64 values;
+a non-finite number (which the reader refuses) is refused here, naming where it is.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from robustprop.properties.errors import InputError
@@ -32,8 +34,8 @@ def vnnlib_text(negation: Negation, title: str = "") -> str:
     lines += [f"(declare-const X_{i} Real)" for i in range(box.lower.size)]
     lines += [f"(declare-const Y_{j} Real)" for j in range(m)]
     for i, (lo, hi) in enumerate(zip(box.lower, box.upper, strict=True)):
-        lines.append(f"(assert (>= X_{i} {float(lo)!r}))")
-        lines.append(f"(assert (<= X_{i} {float(hi)!r}))")
+        lines.append(f"(assert (>= X_{i} {_number(lo, f'the bounds of X_{i}')}))")
+        lines.append(f"(assert (<= X_{i} {_number(hi, f'the bounds of X_{i}')}))")
     conjunctions = []
     for disjunct in negation.disjuncts:
         atoms = " ".join(_atom(a) for a in disjunct.atoms)
@@ -52,6 +54,14 @@ def write_vnnlib(negation: Negation, path: Path, title: str = "") -> None:
         raise InputError(f"cannot write {path}: {err.strerror or err}") from err
 
 
+def _number(value: float, where: str) -> str:
+    """``repr`` of a finite float64; InputError naming ``where`` otherwise."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise InputError(f"cannot write {number} in {where}: VNN-LIB numbers are finite")
+    return repr(number)
+
+
 def _atom(atom: Atom) -> str:
     if atom.dist_coeff != 0.0:
         raise InputError("an atom with the distance term d has no VNN-LIB 1.0 form")
@@ -59,7 +69,7 @@ def _atom(atom: Atom) -> str:
     if len(terms) == 1:
         (j, c), bound = terms[0], atom.rhs / terms[0][1]
         op = ">=" if c > 0 else "<="
-        return f"({op} Y_{j} {float(bound)!r})"
+        return f"({op} Y_{j} {_number(bound, f'an atom on Y_{j}')})"
     if len(terms) == 2 and atom.rhs == 0.0:
         (j, a), (k, b) = terms
         if a == -b and a != 0.0:

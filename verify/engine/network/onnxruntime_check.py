@@ -82,7 +82,9 @@ def check_against_onnxruntime(
 ) -> None:
     """Compare the IR with onnxruntime on the box centre and ``points - 1`` random box points.
 
-    Tolerance: ``rtol * max(1, max |y|)`` per point. Raises InternalError naming the model.
+    Tolerance: ``rtol * max(1, max |y|)`` per point. Raises InternalError naming the model, or
+    InputError when onnxruntime's outputs are not finite (the model overflows its float type:
+    no witness could be replayed).
     """
     rng = np.random.default_rng(seed)
     lo = np.asarray(lower, dtype=np.float64)
@@ -93,6 +95,12 @@ def check_against_onnxruntime(
     if y_ort.shape[1] != net.m:
         raise InternalError(
             f"network IR of {net.source} has {net.m} outputs, onnxruntime gives {y_ort.shape[1]}"
+        )
+    if not np.all(np.isfinite(y_ort)):
+        i, j = np.unravel_index(int(np.argmin(np.isfinite(y_ort))), y_ort.shape)
+        raise InputError(
+            f"{net.source}: onnxruntime computes {float(y_ort[i, j])} for output {j} at check "
+            f"point {i} (the model overflows its float type on the box; it cannot be replayed)"
         )
     # The IR is evaluated on the very inputs onnxruntime saw (after its dtype cast).
     y_ir = net.evaluate(xs.astype(runner.input_dtype).astype(np.float64))

@@ -7,6 +7,7 @@ piecewise linear).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,6 +51,7 @@ def op_sub(
 def _add_sub(g: GraphState, inputs: list[str], sign: float) -> Value:
     a, b = g.get(inputs[0]), g.get(inputs[1])
     if not isinstance(a, Sym) and not isinstance(b, Sym):
+        _check_broadcast(g, np.shape(a), np.shape(b))
         return a + b if sign > 0 else a - b
     shape_a = a.shape if isinstance(a, Sym) else np.shape(a)
     shape_b = b.shape if isinstance(b, Sym) else np.shape(b)
@@ -89,7 +91,9 @@ def op_div(
 def _scale(g: GraphState, inputs: list[str], divide: bool) -> Value:
     a, b = g.get(inputs[0]), g.get(inputs[1])
     if not isinstance(a, Sym) and not isinstance(b, Sym):
-        return a / b if divide else a * b
+        _check_broadcast(g, np.shape(a), np.shape(b))
+        with np.errstate(all="ignore"):  # the reader refuses inf/NaN results
+            return a / b if divide else a * b
     if isinstance(b, Sym):
         if divide or isinstance(a, Sym):
             raise g.fail(
@@ -99,13 +103,16 @@ def _scale(g: GraphState, inputs: list[str], divide: bool) -> Value:
     assert isinstance(a, Sym) and not isinstance(b, Sym)
     factor = np.asarray(b, dtype=np.float64)
     if divide:
-        factor = 1.0 / factor
+        with np.errstate(divide="ignore", invalid="ignore"):  # the reader refuses inf/NaN
+            factor = 1.0 / factor
     try:
         shape = tuple(np.broadcast_shapes(a.shape, factor.shape))
     except ValueError as err:
         raise g.fail(f"shapes {list(a.shape)} and {list(factor.shape)} do not broadcast") from err
+    g.check_dense(a.A.shape[0], shape, "this broadcast")
     sa = broadcast(a, shape)
-    return Sym(A=sa.A * factor, c=sa.c * factor, epoch=a.epoch)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return Sym(A=sa.A * factor, c=sa.c * factor, epoch=a.epoch)
 
 
 def op_matmul(
@@ -115,11 +122,40 @@ def op_matmul(
     return [_matmul(g, a, b)]
 
 
+def _check_broadcast(g: GraphState, *shapes: tuple[int, ...]) -> None:
+    """Refuse an element-wise op on constants whose broadcast result is too large."""
+    try:
+        shape = np.broadcast_shapes(*shapes)
+    except ValueError as err:
+        raise g.fail(f"shapes {[list(s) for s in shapes]} do not broadcast") from err
+    g.check_values(math.prod(shape), "this broadcast")
+
+
+def _matmul_size(g: GraphState, a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    """The number of values of ``matmul`` of operands of shapes ``a`` and ``b``."""
+    if not a or not b:
+        raise g.fail("MatMul of a scalar")
+    rows = a[-2] if len(a) > 1 else 1
+    cols = b[-1] if len(b) > 1 else 1
+    try:
+        batch = np.broadcast_shapes(a[:-2], b[:-2])
+    except ValueError as err:
+        raise g.fail(f"MatMul batch shapes {list(a)} and {list(b)} do not broadcast") from err
+    return math.prod(batch) * rows * cols
+
+
 def _matmul(g: GraphState, a: Value, b: Value) -> Value:
+    shape_a = a.shape if isinstance(a, Sym) else tuple(np.shape(a))
+    shape_b = b.shape if isinstance(b, Sym) else tuple(np.shape(b))
+    size = _matmul_size(g, shape_a, shape_b)
     if not isinstance(a, Sym) and not isinstance(b, Sym):
+        g.check_values(size, "this MatMul")
         return np.asarray(np.matmul(a, b))
     if isinstance(a, Sym) and isinstance(b, Sym):
         raise g.fail("a product of two input-dependent tensors (not piecewise linear)")
+    sym = a if isinstance(a, Sym) else b
+    assert isinstance(sym, Sym)
+    g.check_dense(sym.A.shape[0], (size,), "this MatMul")
     if isinstance(a, Sym):
         W = np.asarray(b, dtype=np.float64)
         if W.ndim <= 2 and len(a.shape) >= 1:
@@ -149,9 +185,11 @@ def op_gemm(
         bias = np.asarray(g.const(inputs[2], "Gemm C"), dtype=np.float64) * beta
         if isinstance(prod, Sym):
             shape = tuple(np.broadcast_shapes(prod.shape, bias.shape))
+            g.check_dense(prod.A.shape[0], shape, "this Gemm's bias")
             sp = broadcast(prod, shape)
             prod = Sym(A=sp.A, c=sp.c + bias, epoch=sp.epoch)
         else:
+            _check_broadcast(g, np.shape(prod), bias.shape)
             prod = prod + bias
     return [prod]
 

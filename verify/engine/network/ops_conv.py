@@ -46,6 +46,12 @@ class ConvSpec:
         strides = tuple(int(s) for s in attrs.get("strides", [1] * nd))
         dilations = tuple(int(d) for d in attrs.get("dilations", [1] * nd))
         group = int(attrs.get("group", 1))
+        if len(strides) != nd or min(strides, default=1) < 1:
+            raise fail(f"Conv strides {list(strides)} (expected {nd} values of at least 1)")
+        if len(dilations) != nd or min(dilations, default=1) < 1:
+            raise fail(f"Conv dilations {list(dilations)} (expected {nd} values of at least 1)")
+        if group < 1:
+            raise fail(f"Conv group {group} (expected at least 1)")
         if x_shape[1] != w_shape[1] * group or w_shape[0] % group:
             raise fail(
                 f"Conv channels: input {list(x_shape)}, weight {list(w_shape)}, group {group}"
@@ -66,6 +72,8 @@ class ConvSpec:
             begin, end = [0] * nd, [0] * nd
         elif auto_pad == "NOTSET":
             pads = [int(p) for p in attrs.get("pads", [0] * (2 * nd))]
+            if len(pads) != 2 * nd or min(pads, default=0) < 0:
+                raise fail(f"Conv pads {pads} (expected {2 * nd} values of at least 0)")
             begin, end = pads[:nd], pads[nd:]
         else:
             raise fail(f"Conv auto_pad {auto_pad!r}")
@@ -118,9 +126,13 @@ def op_conv(
     if len(shape) != W.ndim:
         raise g.fail(f"Conv input of shape {list(shape)} with weight {list(W.shape)}")
     conv = ConvSpec.from_attrs(attrs, shape, W.shape, g.fail)
-    if isinstance(x, Sym):
-        out_shape = (shape[0], W.shape[0], *conv.out_spatial)
-        g.check_dense(x.A.shape[0], out_shape, "folding this Conv into an affine map")
+    rows = x.A.shape[0] if isinstance(x, Sym) else 1
+    padded = tuple(
+        s + b + e for s, b, e in zip(shape[2:], conv.pads_begin, conv.pads_end, strict=True)
+    )
+    g.check_dense(rows, (*shape[:2], *padded), "padding this Conv's input")
+    out_shape = (shape[0], W.shape[0], *conv.out_spatial)
+    g.check_dense(rows, out_shape, "folding this Conv into an affine map")
     if isinstance(x, Sym):
         out = apply_map(x, lambda t: conv.apply(t, W))
         if bias is not None:

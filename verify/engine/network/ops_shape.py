@@ -36,10 +36,8 @@ def _all_const(g: GraphState, inputs: Sequence[str]) -> bool:
 def op_constant(
     g: GraphState, node: onnx.NodeProto, inputs: list[str], attrs: dict[str, Any]
 ) -> list[Value]:
-    from onnx import numpy_helper
-
     if "value" in attrs:
-        return [numpy_helper.to_array(attrs["value"])]
+        return [g.tensor(attrs["value"], "the Constant value")]
     for key in ("value_float", "value_int"):
         if key in attrs:
             return [np.asarray(attrs[key])]
@@ -91,10 +89,16 @@ def op_gather(
     data = g.get(inputs[0])
     idx = g.const(inputs[1], "Gather indices").astype(np.int64)
     axis = int(attrs.get("axis", 0))
+    shape = data.shape if isinstance(data, Sym) else np.shape(data)
+    if not shape:
+        raise g.fail("Gather of a scalar")
+    ax = axis % len(shape)
+    count = idx.size * (math.prod(shape) // shape[ax] if shape[ax] else 0)
     if isinstance(data, Sym):
-        ax = axis % len(data.shape)
+        g.check_dense(data.A.shape[0], (count,), "this Gather")
         return [apply_map(data, lambda t: np.take(t, idx, axis=ax + 1))]
-    return [np.take(data, idx, axis=axis)]
+    g.check_values(count, "this Gather")
+    return [np.take(data, idx, axis=ax)]
 
 
 def op_concat(
@@ -103,6 +107,7 @@ def op_concat(
     if not _all_const(g, inputs):
         raise g.fail("Concat of the network's activations is not supported")
     parts = [g.const(i, "Concat input") for i in inputs if i]
+    g.check_values(sum(int(np.size(part)) for part in parts), "this Concat")
     return [np.concatenate(parts, axis=int(attrs.get("axis", 0)))]
 
 

@@ -36,7 +36,15 @@ from robustprop.verify.engine.network.ops_activation import ACTIVATION_OPS
 from robustprop.verify.engine.network.ops_affine import AFFINE_OPS
 from robustprop.verify.engine.network.ops_conv import CONV_OPS
 from robustprop.verify.engine.network.ops_shape import SHAPE_OPS
-from robustprop.verify.engine.network.symbolic import MAX_DENSE, GraphState, Handler, Sym
+from robustprop.verify.engine.network.symbolic import (
+    MAX_DENSE,
+    MAX_NODES,
+    GraphState,
+    Handler,
+    Sym,
+    Value,
+    value_bytes,
+)
 
 if TYPE_CHECKING:
     import onnx
@@ -119,15 +127,13 @@ class GraphReader(GraphState):
         self.sha256 = sha256
 
     def read(self) -> Network:
-        from onnx import numpy_helper
-
+        if len(self.graph.node) > MAX_NODES:
+            raise InputError(
+                f"{self.source}: the graph has {len(self.graph.node)} nodes (at most "
+                f"{MAX_NODES}, MAX_NODES)"
+            )
         for init in self.graph.initializer:
-            try:
-                self.values[init.name] = numpy_helper.to_array(init)
-            except Exception as err:  # onnx raises several types for bad tensors
-                raise InputError(
-                    f"{self.source}: cannot read initializer {init.name!r}: {err}"
-                ) from err
+            self._store(init.name, self.tensor(init, "initializer"), "an initializer")
         real_inputs = [i for i in self.graph.input if i.name not in self.values]
         if len(real_inputs) != 1:
             names = ", ".join(repr(i.name) for i in real_inputs) or "none"
@@ -142,16 +148,26 @@ class GraphReader(GraphState):
                 f"{self.source}: input {inp.name!r} has {n} values; at most "
                 f"{math.isqrt(MAX_DENSE)} are supported"
             )
-        self.values[inp.name] = Sym(
-            A=np.eye(n).reshape((n, *in_shape)), c=np.zeros(in_shape), epoch=0
+        self._store(
+            inp.name,
+            Sym(A=np.eye(n).reshape((n, *in_shape)), c=np.zeros(in_shape), epoch=0),
+            "the input",
         )
         if len(self.graph.output) != 1:
             names = ", ".join(repr(o.name) for o in self.graph.output) or "none"
             raise InputError(f"{self.source} must have exactly one output, has {names}")
 
+        last_use: dict[str, int] = {}
+        for index, node in enumerate(self.graph.node):
+            for name in node.input:
+                last_use[name] = index
+        keep = {o.name for o in self.graph.output}
         for index, node in enumerate(self.graph.node):
             self.node_label = repr(node.name) if node.name else f"#{index} ({node.op_type})"
             self._node(node)
+            for name in set(node.input):  # free what no later node reads
+                if last_use.get(name) == index and name not in keep and name in self.values:
+                    self.live_bytes -= value_bytes(self.values.pop(name))
 
         out_name = self.graph.output[0].name
         out = self.values.get(out_name)
@@ -233,7 +249,28 @@ class GraphReader(GraphState):
             ) from err
         for name, value in zip(node.output, outputs, strict=False):
             if name:
-                self.values[name] = value
+                self._check_output(node, name, value)
+                self._store(name, value, f"its output {name!r}")
+
+    def _store(self, name: str, value: Value, what: str) -> None:
+        """Hold ``value`` under ``name``, within :data:`MAX_READ_BYTES`."""
+        size = value_bytes(value)
+        old = self.values.get(name)
+        self.check_memory(size - (0 if old is None else value_bytes(old)), what)
+        if old is not None:
+            self.live_bytes -= value_bytes(old)
+        self.values[name] = value
+        self.live_bytes += size
+
+    def _check_output(self, node: onnx.NodeProto, name: str, value: Value) -> None:
+        """Refuse an op whose result has NaN or infinite values (a division by zero, an
+        overflow): the IR would carry them as weights."""
+        arrays = (value.A, value.c) if isinstance(value, Sym) else (np.asarray(value),)
+        for array in arrays:
+            if array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
+                raise self.fail(
+                    f"op '{node.op_type}' produces non-finite values (NaN or inf) in {name!r}"
+                )
 
     def _check_finite(self, node: onnx.NodeProto, inputs: list[str]) -> None:
         """Refuse NaN or infinite constant operands (weights, biases); only Clip's bounds

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_DENSE",
+    "MAX_NODES",
+    "MAX_READ_BYTES",
+    "MAX_TENSOR_VALUES",
     "GraphState",
     "Handler",
     "Sym",
@@ -33,10 +36,22 @@ __all__ = [
     "apply_map",
     "broadcast",
     "reshape",
+    "value_bytes",
 ]
 
-# Largest dense map (entries) the reader folds Conv / broadcasts into: 400 MB of float64.
+# What reading a model may allocate. A model is untrusted input: a few kB of graph can ask for
+# terabytes (a Concat doubling a constant 40 times, a broadcast of (n, 1) + (1, n), a Conv padded
+# by 10**6), so every op checks the size of what it would build *before* building it, and the
+# reader checks what it holds after every node.
+
+#: Largest dense map (entries) the reader folds Conv / broadcasts into: 400 MB of float64.
 MAX_DENSE = 50_000_000
+#: Most values of one constant tensor: an initializer, a Constant node or a folded constant.
+MAX_TENSOR_VALUES = 50_000_000
+#: Most bytes the reader holds at once: live tensors and the layers emitted so far (2 GiB).
+MAX_READ_BYTES = 2 * 1024**3
+#: Most nodes in a graph.
+MAX_NODES = 100_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +72,13 @@ class Sym:
 
 
 Value = Sym | Array
+
+
+def value_bytes(value: Value) -> int:
+    """Bytes a value stands for (a broadcast view counts at its full size: an upper bound)."""
+    if isinstance(value, Sym):
+        return int(value.A.nbytes + value.c.nbytes)
+    return int(np.asarray(value).nbytes)
 
 
 def apply_map(sym: Sym, fn: Callable[[Array], Array]) -> Sym:
@@ -94,10 +116,14 @@ class GraphState:
         self.epoch = 0
         self.values: dict[str, Value] = {}
         self.node_label = ""
+        self.live_bytes = 0  # bytes of the tensors in ``values``
+        self.layer_bytes = 0  # bytes of the affine layers emitted
 
     # -- errors -----------------------------------------------------------------------------
 
     def fail(self, message: str) -> InputError:
+        if not self.node_label:
+            return InputError(f"{self.source}: {message}")
         return InputError(f"{message} at node {self.node_label} in {self.source}")
 
     # -- values -----------------------------------------------------------------------------
@@ -121,7 +147,10 @@ class GraphState:
         b = sym.c.reshape(-1)
         if W.shape[0] == W.shape[1] and np.array_equal(W, np.eye(k)) and not np.any(b):
             return
-        self.layers.append(Affine(W=np.ascontiguousarray(W, dtype=np.float64), b=b.copy()))
+        self.check_memory(int(W.size + b.size) * 8, "the affine layer emitted here")
+        layer = Affine(W=np.ascontiguousarray(W, dtype=np.float64), b=b.copy())
+        self.layers.append(layer)
+        self.layer_bytes += int(layer.W.nbytes + layer.b.nbytes)
 
     def check_dense(self, rows: int, shape: tuple[int, ...], what: str) -> None:
         entries = rows * math.prod(shape)
@@ -130,6 +159,42 @@ class GraphState:
                 f"{what} would need a dense {rows} x {math.prod(shape)} matrix "
                 f"({entries:.3g} entries, at most {MAX_DENSE:.3g} supported)"
             )
+
+    def check_values(self, count: int, what: str) -> None:
+        """Refuse to build a constant of more than :data:`MAX_TENSOR_VALUES` values."""
+        if count > MAX_TENSOR_VALUES:
+            raise self.fail(
+                f"{what} would have {count:.3g} values (at most {MAX_TENSOR_VALUES:.3g}, "
+                "MAX_TENSOR_VALUES)"
+            )
+
+    def check_memory(self, extra: int, what: str) -> None:
+        """Refuse to hold more than :data:`MAX_READ_BYTES` (with ``extra`` bytes about to be
+        added by ``what``)."""
+        total = self.live_bytes + self.layer_bytes + extra
+        if total > MAX_READ_BYTES:
+            raise self.fail(
+                f"reading the model would hold {total / 2**30:.3g} GiB with {what} (at most "
+                f"{MAX_READ_BYTES / 2**30:.3g} GiB, MAX_READ_BYTES)"
+            )
+
+    def tensor(self, proto: onnx.TensorProto, what: str) -> Array:
+        """A TensorProto's values, refused if they live outside the model or are too many."""
+        from onnx import TensorProto, numpy_helper
+
+        if proto.data_location == TensorProto.EXTERNAL or len(proto.external_data):
+            raise self.fail(
+                f"{what} {proto.name!r} keeps its values in an external file; only "
+                "self-contained models are read (no file outside the model is opened)"
+            )
+        dims = [int(d) for d in proto.dims]
+        if any(d < 0 for d in dims):
+            raise self.fail(f"{what} {proto.name!r} has negative dimensions {dims}")
+        self.check_values(math.prod(dims), f"{what} {proto.name!r}")
+        try:
+            return np.asarray(numpy_helper.to_array(proto))
+        except Exception as err:  # onnx raises several types for bad tensors
+            raise self.fail(f"cannot read {what} {proto.name!r}: {err}") from err
 
     def nonlinear(self, sym: Sym, layer: Relu | Clip) -> Sym:
         self.current(sym)
