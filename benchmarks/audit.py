@@ -12,7 +12,8 @@ process per
   backend (:class:`robustprop.verify.run.pool.WorkerPool`: hard time limits, a crash costs one
   query);
 - **pipeline**: the ``verify run`` CLI with its default staged strategy (center, PGD, bounds,
-  exact backend) and JSON output, alternately ``--backend auto`` and ``--backend marabou``;
+  branch and bound for CR and SR, exact backend) and JSON output, alternately ``--backend
+  auto`` and ``--backend marabou``; its reasons name the stage ("bab" for branch and bound);
 - **empirical**: dense uniform sampling of the region, its box corners and a strong PGD, the
   worst candidate replayed through onnxruntime (``Replayer.replay``, float32 and float64).
 

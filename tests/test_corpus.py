@@ -389,17 +389,17 @@ sys.meta_path.insert(0, _NoMarabou())
 @pytest.mark.parametrize(
     "args",
     [
-        # A point only the solver decides (the violating corner is too small for PGD
-        # without steps), so the worker processes need maraboupy.
+        # A point only the solver decides (plain: no attack, bounds or branch and bound),
+        # so the worker processes need maraboupy.
         [
             "run", "--property", "cr", "--eps", "0.31", "--attack-steps", "0", "--net",
             "{c}/ok.onnx", "--data", "{c}/ok.npz", "--points", "1", "--metrics", "satisfaction",
             "--backend", "marabou", "--timeout", "10", "--no-progress", "--no-cache",
-            "--json", "{o}/out.json",
+            "--json", "{o}/out.json", "--strategy", "plain",
         ],
         [
             "vnnlib", "--net", "{c}/ok.onnx", "--spec", "{c}/needs_solver.vnnlib",
-            "--backend", "marabou", "--no-attack", "--timeout", "10",
+            "--backend", "marabou", "--no-attack", "--timeout", "10", "--strategy", "plain",
         ],
     ],
     ids=["run", "vnnlib"],

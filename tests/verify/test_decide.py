@@ -140,7 +140,13 @@ def test_check_vnnlib_with_and_without_the_pgd_search(tmp_path: Path) -> None:
     assert quick.status == "sat" and "PGD" in quick.reason
     assert quick.verdict.stage is Stage.ATTACK
     assert quick.y is not None and quick.y[0] >= 0.9
-    solver = check_vnnlib(net, spec, timeout_s=10, attack=False, backend=BackendName.Z3)
+    # without the search, branch and bound's sub-domain check finds it (before any solver)
+    no_search = check_vnnlib(net, spec, timeout_s=10, attack=False, backend=BackendName.Z3)
+    assert no_search.status == "sat" and no_search.verdict.stage is Stage.BAB
+    assert no_search.y is not None and no_search.y[0] >= 0.9
+    solver = check_vnnlib(
+        net, spec, timeout_s=10, attack=False, backend=BackendName.Z3, strategy="plain"
+    )
     assert solver.status == "sat" and solver.verdict.stage is Stage.SOLVER
     assert solver.x is not None and solver.y is not None
     assert solver.y[0] >= 0.9 and 0 <= solver.x[1] <= 1

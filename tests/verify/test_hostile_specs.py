@@ -87,7 +87,10 @@ def test_huge_upper_bound_on_784_inputs_is_sat(tmp_path: Path, strategy: str, ba
         strategy=strategy, attack=False,
     )  # fmt: skip
     assert status == "sat", reason
-    assert "bounds imply" in reason
+    if strategy == "plain":
+        assert "bounds imply" in reason
+    else:  # branch and bound may find (and replay) the point before the screen sees the query
+        assert "bounds imply" in reason or "confirmed by onnxruntime" in reason, reason
 
 
 @pytest.mark.parametrize("backend", ["marabou", "milp", "z3"])

@@ -64,7 +64,7 @@ def _run(
     ("prop", "eps", "reached"),
     [
         ("cr", "0.08", {"bounds", "attack"}),
-        ("sr", "0.1", {"bounds", "solver"}),
+        ("sr", "0.1", {"bounds", "bab"}),  # branch and bound closes what CROWN leaves
         ("lr", "0.05", {"attack", "solver"}),
     ],
 )
@@ -85,7 +85,7 @@ def test_staged_and_plain_agree(
     assert isinstance(summary, dict)
     assert summary["invariant_breaches"] == []
     stages = summary["decided_by_stage"]
-    assert set(stages) <= {"center", "attack", "bounds", "solver"}
+    assert set(stages) <= {"center", "attack", "bounds", "bab", "solver"}
     assert reached <= set(stages), stages
     assert sum(stages.values()) == 6  # staged decides every point here, like plain
     assert all(p["verdict"] != "unknown" for p in p_points)

@@ -28,6 +28,7 @@ also valid for the exact real-valued network.)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,12 +38,21 @@ from torch import Tensor
 
 from robustprop.verify.engine.network import Affine, Clip, Network, Relu
 
-__all__ = ["Crown", "LayerBounds"]
+__all__ = ["Crown", "LayerBounds", "Slopes", "relu_count"]
 
 _REL = 1e-9
 _ABS = 1e-12
 
 FloatArray = npt.NDArray[np.float64]
+
+#: α-CROWN's lower-line slopes: activation layer index → one ``(B, K, w)`` tensor per ReLU.
+Slopes = dict[int, tuple[Tensor, ...]]
+
+
+def relu_count(layer: Relu | Clip) -> int:
+    """How many slope tensors :data:`Slopes` holds for one activation (Clip: two, ``lo`` and
+    ``hi``; the one of an infinite bound is unused)."""
+    return 1 if isinstance(layer, Relu) else 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,8 +124,16 @@ class Crown:
             mags.append(mag)
         return LayerBounds(lower, upper, tuple(los), tuple(his), tuple(mags))
 
-    def layer_bounds(self, lower: Tensor, upper: Tensor) -> LayerBounds:
-        """CROWN bounds of every layer's output (intersected with interval bounds)."""
+    def layer_bounds(
+        self, lower: Tensor, upper: Tensor, splits: Mapping[int, Tensor] | None = None
+    ) -> LayerBounds:
+        """CROWN bounds of every layer's output (intersected with interval bounds).
+
+        ``splits`` (branch and bound on ReLUs): affine layer index → ``(B, width)`` of
+        ``+1`` (the ReLU after it is active: ``z ≥ 0``), ``−1`` (inactive: ``z ≤ 0``) or 0.
+        The bounds are then over the inputs of the box that satisfy those constraints: each
+        split neuron's bounds are clamped at 0 before later layers use them (a box where a
+        clamped ``lower > upper`` is empty: no input satisfies its splits)."""
         los: list[Tensor] = []
         his: list[Tensor] = []
         mags: list[Tensor] = []
@@ -124,17 +142,26 @@ class Crown:
         for i, layer in enumerate(self.network.layers):
             if isinstance(layer, Affine):
                 ilo, ihi, mag = self._affine_interval(i, lo, hi, mag)
+                split = None if splits is None else splits.get(i)
+                if split is not None:
+                    ilo, ihi = _clamp_split(ilo, ihi, split)
                 if _has_nonlinearity_before(self.network, i):
                     partial = LayerBounds(lower, upper, tuple(los), tuple(his), tuple(mags))
                     W, b = self._W[i], self._b[i]
                     assert W is not None and b is not None
-                    rows = torch.cat([W, -W], dim=0).expand(lower.shape[0], -1, -1)
-                    bias = torch.cat([b, -b]).expand(lower.shape[0], -1)
-                    lin = self._backward(partial, i, rows, bias)
-                    width = W.shape[0]
-                    ilo = torch.maximum(ilo, lin[:, :width])
-                    ihi = torch.minimum(ihi, -lin[:, width:])
-                    ihi = torch.maximum(ihi, ilo)  # equal up to the margins; keep lo <= hi
+                    idx = self._undecided(i, ilo, ihi)
+                    if idx.numel():
+                        W, b = W[idx], b[idx]
+                        rows = torch.cat([W, -W], dim=0).expand(lower.shape[0], -1, -1)
+                        bias = torch.cat([b, -b]).expand(lower.shape[0], -1)
+                        lin = self._backward(partial, i, rows, bias)
+                        width = W.shape[0]
+                        ilo, ihi = ilo.clone(), ihi.clone()
+                        ilo[:, idx] = torch.maximum(ilo[:, idx], lin[:, :width])
+                        new_hi = torch.minimum(ihi[:, idx], -lin[:, width:])
+                        ihi[:, idx] = torch.maximum(new_hi, ilo[:, idx])  # keep lo <= hi
+                        if split is not None:
+                            ilo, ihi = _clamp_split(ilo, ihi, split)
                 lo, hi = ilo, ihi
             else:
                 lo, hi, mag = _activation_interval(layer, lo, hi, mag)
@@ -142,6 +169,21 @@ class Crown:
             his.append(hi)
             mags.append(mag)
         return LayerBounds(lower, upper, tuple(los), tuple(his), tuple(mags))
+
+    def _undecided(self, i: int, lo: Tensor, hi: Tensor) -> Tensor:
+        """Indices of the neurons of affine layer ``i`` worth CROWN's back-substitution: all
+        when no activation follows (the output layer), else those whose activation is not
+        linear over their interval bounds in some box (for the others, tighter bounds change
+        no relaxation)."""
+        layers = self.network.layers
+        after = layers[i + 1] if i + 1 < len(layers) else None
+        if isinstance(after, Relu):
+            mask = (lo < 0.0) & (hi > 0.0)
+        elif isinstance(after, Clip):
+            mask = ((lo < after.lo) & (hi > after.lo)) | ((lo < after.hi) & (hi > after.hi))
+        else:
+            return torch.arange(lo.shape[1], device=lo.device)
+        return torch.nonzero(mask.any(dim=0)).reshape(-1)
 
     def spec_lower(self, bounds: LayerBounds, spec: Tensor) -> Tensor:
         """Sound lower bounds of ``spec[b] @ f(x)`` over box ``b``: ``(B, K, m) -> (B, K)``.
@@ -151,12 +193,17 @@ class Crown:
         n_layers = len(self.network.layers)
         zero = torch.zeros(spec.shape[:2], dtype=torch.float64, device=self.device)
         crown = self._backward(bounds, n_layers, spec, zero)
+        return torch.maximum(crown, self.spec_lower_interval(bounds, spec))
+
+    def spec_lower_interval(self, bounds: LayerBounds, spec: Tensor) -> Tensor:
+        """Sound lower bounds of ``spec[b] @ f(x)`` from the output bounds alone."""
+        n_layers = len(self.network.layers)
         mag = bounds.magnitude[-1] if n_layers else bounds.pre_magnitude(0)
         lo_y, hi_y = bounds.pre(n_layers)
         pos, neg = spec.clamp(min=0.0), spec.clamp(max=0.0)
         interval = (pos * lo_y[:, None, :]).sum(-1) + (neg * hi_y[:, None, :]).sum(-1)
         slack = _REL * (spec.abs() * mag[:, None, :]).sum(-1) + _ABS
-        return torch.maximum(crown, interval - slack)
+        return interval - slack
 
     # -- internals -------------------------------------------------------------------------
 
@@ -175,6 +222,38 @@ class Crown:
     def _backward(self, bounds: LayerBounds, upto: int, lam: Tensor, bias: Tensor) -> Tensor:
         """Lower bound of ``lam · h_upto + bias`` (``h_upto`` = input of layer ``upto``) over
         each box, by back-substitution through layers ``upto − 1 … 0``; ``lam``: (B, K, w)."""
+        return self.backward(bounds, upto, lam, bias)[0]
+
+    def backward(
+        self,
+        bounds: LayerBounds,
+        upto: int,
+        lam: Tensor,
+        bias: Tensor,
+        slopes: Slopes | None = None,
+        *,
+        margin: bool = True,
+        trace: dict[int, Tensor] | None = None,
+        betas: Mapping[int, Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """``(value, lam_x)``: the lower bound of ``lam · h_upto + bias`` over each box (as
+        :meth:`_backward`) and its linear coefficients on the input, ``(B, K, n)``.
+
+        ``slopes`` (α-CROWN) replaces, per spec row, the lower-line slope of each *unstable*
+        ReLU (layer index → one ``(B, K, w)`` tensor per ReLU of the layer: one for Relu,
+        two for Clip); any slope in ``[0, 1]`` gives a valid line through the origin, so the
+        bound stays sound (it is clamped to ``[0, 1]`` here). ``margin=False`` leaves out the
+        floating-point safety margin (for optimisation only: that value is not a sound bound).
+        ``trace`` receives, per activation layer, the coefficients of its output (for
+        branching heuristics). ``betas`` (β-CROWN; activation layer → ``(B, K, w)``, ``β·s``
+        with ``β ≥ 0`` and ``s`` the split signs) adds ``−β·s·z`` for the split constraints
+        ``s·z ≥ 0`` on that layer's pre-activation ``z``: valid on the split sub-domain for
+        any ``β ≥ 0`` (the caller keeps ``β ≥ 0``; the bounds must come from
+        :meth:`layer_bounds` with the same splits).
+        """
+        # |λ| pushed back alongside λ (per box: each ReLU's own slope, 0 where inactive — a
+        # batch-wide slope would let the bound grow like the product of the |W| and swamp a
+        # deep net's small margins) bounds the magnitude of the summed terms.
         mag_lam = lam.abs()
         mag_bias = bias.abs()
         for j in range(upto - 1, -1, -1):
@@ -183,25 +262,45 @@ class Crown:
                 W, b = self._W[j], self._b[j]
                 assert W is not None and b is not None
                 bias = bias + lam @ b
-                mag_bias = mag_bias + mag_lam @ b.abs()
                 lam = lam @ W
-                mag_lam = mag_lam @ W.abs()
+                if margin:
+                    mag_bias = mag_bias + mag_lam @ b.abs()
+                    mag_lam = mag_lam @ W.abs()
                 continue
+            if trace is not None:
+                trace[j] = lam  # the coefficients of activation j's output
             low, up = bounds.pre(j)
-            a_lo, c_lo, a_hi, c_hi = _relaxation(layer, low, up)
+            chosen = None if slopes is None else slopes.get(j)
+            a_lo, c_lo, a_hi, c_hi = _relaxation(layer, low[:, None, :], up[:, None, :], chosen)
             pos, neg = lam.clamp(min=0.0), lam.clamp(max=0.0)
-            bias = bias + (pos * c_lo[:, None, :]).sum(-1) + (neg * c_hi[:, None, :]).sum(-1)
-            lam = pos * a_lo[:, None, :] + neg * a_hi[:, None, :]
-            intercept = torch.maximum(c_lo.abs(), c_hi.abs())
-            slope = torch.maximum(a_lo.abs(), a_hi.abs())
-            mag_bias = mag_bias + (mag_lam * intercept[:, None, :]).sum(-1)
-            mag_lam = mag_lam * slope[:, None, :]
+            bias = bias + (pos * c_lo).sum(-1) + (neg * c_hi).sum(-1)
+            lam = pos * a_lo + neg * a_hi
+            extra = None if betas is None else betas.get(j)
+            if extra is not None:
+                lam = lam - extra
+            if margin:
+                intercept = torch.maximum(c_lo.abs(), c_hi.abs())
+                slope = torch.maximum(a_lo.abs(), a_hi.abs())
+                mag_bias = mag_bias + (mag_lam * intercept).sum(-1)
+                mag_lam = mag_lam * slope
+                if extra is not None:
+                    mag_lam = mag_lam + extra.abs()
         lo, hi = bounds.box_lower, bounds.box_upper
         pos, neg = lam.clamp(min=0.0), lam.clamp(max=0.0)
         value = bias + (pos * lo[:, None, :]).sum(-1) + (neg * hi[:, None, :]).sum(-1)
+        if not margin:
+            return value, lam
         x_mag = torch.maximum(lo.abs(), hi.abs())
         magnitude = mag_bias + (mag_lam * x_mag[:, None, :]).sum(-1)
-        return value - _REL * magnitude - _ABS
+        return value - _REL * magnitude - _ABS, lam
+
+
+def _clamp_split(lo: Tensor, hi: Tensor, split: Tensor) -> tuple[Tensor, Tensor]:
+    """Bounds under the split constraints ``z ≥ 0`` (``+1``) and ``z ≤ 0`` (``−1``)."""
+    return (
+        torch.where(split > 0, lo.clamp(min=0.0), lo),
+        torch.where(split < 0, hi.clamp(max=0.0), hi),
+    )
 
 
 def _has_nonlinearity_before(network: Network, i: int) -> bool:
@@ -218,38 +317,49 @@ def _activation_interval(
     return new_lo, new_hi, torch.maximum(mag, torch.maximum(new_lo.abs(), new_hi.abs()))
 
 
-def _relu_lines(low: Tensor, up: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``(a_L, c_L, a_U, c_U)``: ``a_L z + c_L ≤ relu(z) ≤ a_U z + c_U`` on ``[low, up]``."""
+def _relu_lines(
+    low: Tensor, up: Tensor, alpha: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(a_L, c_L, a_U, c_U)``: ``a_L z + c_L ≤ relu(z) ≤ a_U z + c_U`` on ``[low, up]``;
+    ``alpha`` (clamped to ``[0, 1]``) replaces the lower slope of unstable ReLUs."""
     active = low >= 0.0
     inactive = up <= 0.0
     unstable = ~(active | inactive)
     width = torch.where(unstable, up - low, torch.ones_like(up))
     a_hi = torch.where(unstable, up / width, active.to(up.dtype))
     c_hi = torch.where(unstable, -low * up / width, torch.zeros_like(up))
-    a_lo = torch.where(unstable, (up >= -low).to(up.dtype), active.to(up.dtype))
+    if alpha is None:
+        a_lo = torch.where(unstable, (up >= -low).to(up.dtype), active.to(up.dtype))
+    else:
+        a_lo = torch.where(unstable, alpha.clamp(0.0, 1.0), active.to(up.dtype))
     return a_lo, torch.zeros_like(up), a_hi, c_hi
 
 
 def _relaxation(
-    layer: Relu | Clip, low: Tensor, up: Tensor
+    layer: Relu | Clip, low: Tensor, up: Tensor, alphas: tuple[Tensor, ...] | None = None
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Lower and upper lines of the activation on ``[low, up]`` (element-wise)."""
+    """Lower and upper lines of the activation on ``[low, up]`` (element-wise); ``alphas``:
+    the lower slopes of its unstable ReLUs (one for Relu; Clip's two, ``lo`` then ``hi``)."""
     if isinstance(layer, Relu):
-        return _relu_lines(low, up)
+        return _relu_lines(low, up, None if alphas is None else alphas[0])
     # clip(z) = lo + relu(z - lo) - relu(z - hi); a missing bound (±inf) drops its ReLU.
     a_lo = torch.zeros_like(low)
     c_lo = torch.zeros_like(low)
     a_hi = torch.zeros_like(low)
     c_hi = torch.zeros_like(low)
     if np.isfinite(layer.lo):
-        al, cl, au, cu = _relu_lines(low - layer.lo, up - layer.lo)
+        al, cl, au, cu = _relu_lines(low - layer.lo, up - layer.lo, _pick(alphas, 0))
         a_lo, c_lo = a_lo + al, c_lo + cl - al * layer.lo + layer.lo
         a_hi, c_hi = a_hi + au, c_hi + cu - au * layer.lo + layer.lo
     else:
         a_lo, a_hi = a_lo + 1.0, a_hi + 1.0
     if np.isfinite(layer.hi):
-        al, cl, au, cu = _relu_lines(low - layer.hi, up - layer.hi)
+        al, cl, au, cu = _relu_lines(low - layer.hi, up - layer.hi, _pick(alphas, 1))
         # minus a ReLU: its upper line bounds from below, its lower line from above
         a_lo, c_lo = a_lo - au, c_lo - cu + au * layer.hi
         a_hi, c_hi = a_hi - al, c_hi - cl + al * layer.hi
     return a_lo, c_lo, a_hi, c_hi
+
+
+def _pick(alphas: tuple[Tensor, ...] | None, k: int) -> Tensor | None:
+    return None if alphas is None else alphas[k]

@@ -7,19 +7,28 @@ the same replay. A query may carry a :class:`robustprop.verify.engine.bounds.See
 of every layer over its box, from the bound stage): the backends then encode the network with
 those bounds (:func:`robustprop.verify.engine.bounds.seeded`), and SCR starts from the bound
 stage's margin bounds.
+
+Before the exact backend, a linear negation (VNN-LIB, CR, SR) gets branch and bound
+(:mod:`robustprop.verify.engine.bab`) for ``bab_share`` of the query's time: in the worker, so
+that the pool's ``jobs`` run it in parallel and the pool's per-query limit bounds both. What it
+leaves open goes to the exact backend with the time that is left.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from robustprop.properties.spec import FloatArray, Negation
+from robustprop.verify.engine.bab import bab_decide, supported
 from robustprop.verify.engine.backends.registry import choose_backend, get_backend
 from robustprop.verify.engine.bounds import Seed, seeded
+from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.decide import decide
 from robustprop.verify.engine.lr_local import analyse
 from robustprop.verify.engine.network import Network
@@ -28,7 +37,10 @@ from robustprop.verify.engine.scr_encoding import ScrSettings, decide_scr
 from robustprop.verify.engine.screen import screen
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 
-__all__ = ["PointDecider", "Query"]
+__all__ = ["BAB_SHARE", "PointDecider", "Query"]
+
+#: The share of a query's time that branch and bound gets before the exact backend.
+BAB_SHARE = 0.7
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +62,30 @@ class PointDecider:
     """What a worker holds for many queries on one network."""
 
     def __init__(
-        self, network: Network, replayer: Replayer, backend: str, *, isolate: bool = False
+        self,
+        network: Network,
+        replayer: Replayer,
+        backend: str,
+        *,
+        isolate: bool = False,
+        bab_share: float = BAB_SHARE,
     ) -> None:
         self.isolate = isolate  # each solver call in a child process killed on timeout
         self.network = network
         self.replayer = replayer
         self.backend = choose_backend(backend, network)
+        self.bab_share = bab_share
+        self._crown: Crown | None = None
 
     def decide(self, query: Query, timeout_s: float) -> Verdict:
         """The exact verdict for one query within about ``timeout_s`` seconds."""
         start = time.monotonic()
+        if self.bab_share > 0.0 and supported(query.negation):
+            found = self._branch_and_bound(query.negation, start + self.bab_share * timeout_s)
+            if found is not None:
+                return found
+            timeout_s = max(0.0, timeout_s - (time.monotonic() - start))
+            start = time.monotonic()
         network = seeded(self.network, query.seed)
         if query.negation.softmax is not None:
             return self._decide_scr(network, query, start, start + timeout_s)
@@ -106,6 +132,46 @@ class PointDecider:
             reason=decision.reason,
             queries=n_queries,
         )
+
+    def _branch_and_bound(self, negation: Negation, deadline: float) -> Verdict | None:
+        """Branch and bound until ``deadline``: a verdict, or None when it left the query open."""
+        if self._crown is None:
+            self._crown = Crown(self.network)
+        start = time.monotonic()
+
+        def confirm(x: FloatArray) -> Verdict | None:
+            replay = self.replayer.replay(x, negation)
+            if not replay.confirmed:
+                log.info("branch and bound: candidate failed replay: %s", replay.note)
+                return None
+            return Verdict(
+                Status.VIOLATED,
+                Stage.BAB,
+                "bab",
+                0.0,
+                witness=replay.x,
+                witness_output=replay.y64,
+            )
+
+        saved = torch.get_num_threads()
+        torch.set_num_threads(1)  # one core per worker: the pool runs `jobs` of them
+        try:
+            outcome = bab_decide(self._crown, negation, confirm, deadline)
+        finally:
+            torch.set_num_threads(saved)
+        elapsed = time.monotonic() - start
+        if outcome.status is Status.HOLDS:
+            return Verdict(Status.HOLDS, Stage.BAB, "bab", elapsed, outcome.reason)
+        if outcome.status is Status.VIOLATED and outcome.witness is not None:
+            return dataclasses.replace(
+                outcome.witness,
+                stage=Stage.BAB,
+                backend="bab",
+                time_s=elapsed,
+                reason=f"{outcome.reason}; witness confirmed by onnxruntime",
+            )
+        log.info("branch and bound left the query open (%s)", outcome.reason)
+        return None
 
     def _local_lr(self, network: Network, negation: Negation, start: float) -> Negation | Verdict:
         """LR's small ball decided by linear algebra (:mod:`robustprop.verify.engine.lr_local`);

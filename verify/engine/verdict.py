@@ -36,6 +36,7 @@ class Stage(StrEnum):
     CENTER = "center"  # the data point itself violates the property
     ATTACK = "attack"  # PGD found a confirmed counterexample
     BOUNDS = "bounds"  # bound propagation proved the property
+    BAB = "bab"  # branch and bound proved it, or its attack found a confirmed counterexample
     SOLVER = "solver"  # an exact backend decided it
     NONE = "none"  # undecided
 

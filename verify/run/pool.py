@@ -37,7 +37,7 @@ from typing import Literal
 from robustprop.properties.errors import InputError, InternalError, RobustpropError
 from robustprop.verify.engine.isolation import start_process
 from robustprop.verify.engine.network import network_from_bytes
-from robustprop.verify.engine.point_query import PointDecider, Query
+from robustprop.verify.engine.point_query import BAB_SHARE, PointDecider, Query
 from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 from robustprop.verify.run.model import ModelBytes
@@ -89,6 +89,7 @@ class WorkerSpec:
     backend: str
     fault: Literal["hang", "crash"] | None = None
     fault_index: int = -1
+    bab_share: float = BAB_SHARE  # of each query's time, for branch and bound (0: none)
 
 
 def _worker_main(spec: WorkerSpec, conn: Connection) -> None:
@@ -99,7 +100,8 @@ def _worker_main(spec: WorkerSpec, conn: Connection) -> None:
     try:
         model = spec.model
         network = network_from_bytes(model.data, source=model.source, check_points=0)
-        decider = PointDecider(network, Replayer(model.data, source=model.source), spec.backend)
+        replayer = Replayer(model.data, source=model.source)
+        decider = PointDecider(network, replayer, spec.backend, bab_share=spec.bab_share)
     except RobustpropError as err:
         conn.send(("init-error", type(err).__name__, str(err)))
         return

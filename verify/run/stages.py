@@ -6,14 +6,22 @@ verdicts it reached; what it leaves open goes to the next stage:
 - :func:`confirm` — a candidate point counts only after onnxruntime replay;
 - :func:`bound_stage` — batched CROWN bound propagation: ``holds`` where it proves the negation
   empty; the rest pruned of the disjuncts it refutes and seeded with its neuron bounds;
+- :func:`bab_stage` — branch and bound over α-CROWN bounds
+  (:mod:`robustprop.verify.engine.bab`) on each open linear query (VNN-LIB, CR, SR; not LR or
+  SCR) for a share of its time: ``holds`` when every sub-domain is proved, ``violated`` with a
+  replayed counterexample of its attack; what it leaves ``unknown`` goes whole to the exact
+  stage;
 - :func:`exact_stage` — the exact backend under a per-query wall-time limit, in a pool of
   worker processes or Ray actors that kills a query still running when its time is up (so
   ``timeout_s`` bounds each point's wall time, set-up and replay included); ``verify vnnlib``
   runs its one query in this process (``in_process``, each solver call in a killed-on-timeout
   child with ``isolate``).
 
-:func:`run_stages` chains an attack (the caller's: PGD on the property for ``verify run``,
-the falsifier on a VNN-LIB negation for ``verify vnnlib``), the bounds and the exact stage.
+:func:`run_stages` chains the caller's attacks (PGD on the property for ``verify run``, the
+falsifier on a VNN-LIB negation for ``verify vnnlib``), the bounds, branch and bound and the
+exact stage. Order: a first cheap attack when there are two, the bounds, a short branch and
+bound (easy proofs come before the longer attacks), the remaining attacks, branch and bound
+for its share of the query's time, then the exact stage.
 With a ``deadline`` (``--max-time``), no stage starts after it and running queries stop at it;
 the points left open are ``unknown`` with the reason "run time limit".
 """
@@ -21,6 +29,7 @@ the points left open are ``unknown`` with the reason "run time limit".
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -32,11 +41,12 @@ import numpy as np
 from robustprop.lazy import load
 from robustprop.properties.errors import InputError, RobustpropError
 from robustprop.properties.spec import FloatArray, Negation
+from robustprop.verify.engine.bab import BabConfig, bab_decide, supported
 from robustprop.verify.engine.backends.base import BackendName
 from robustprop.verify.engine.bounds import bound_negations, compute_seeds
 from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Network
-from robustprop.verify.engine.point_query import PointDecider, Query
+from robustprop.verify.engine.point_query import BAB_SHARE, PointDecider, Query
 from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 from robustprop.verify.run.model import ModelBytes
@@ -49,6 +59,7 @@ __all__ = [
     "Executor",
     "Origin",
     "Strategy",
+    "bab_stage",
     "bound_stage",
     "confirm",
     "exact_stage",
@@ -71,6 +82,7 @@ class Origin(StrEnum):
 
     ATTACK = "attack"
     BOUNDS = "bounds"
+    BAB = "bab"  # branch and bound
     STORE = "store"  # an earlier run's verdict (an untrusted cache)
     EXACT = "exact"
     LIMIT = "limit"  # not decided: the run's time was up (``deadline``)
@@ -95,6 +107,16 @@ class ExactSettings:
     in_process: bool = False  # one job in this process (``verify vnnlib``)
     isolate: bool = True  # in this process: each solver call in a child killed on timeout
     deadline: float | None = None  # time.monotonic() after which nothing starts or runs
+    bab_share: float = BAB_SHARE  # of a query's time limit, for branch and bound (0: no BaB)
+    bab_quick_s: float = 2.0  # the short first round of branch and bound (at most)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.bab_share <= 1.0:
+            raise InputError(f"the branch-and-bound share must lie in [0, 1], got {self.bab_share}")
+        if not self.bab_quick_s >= 0.0:
+            raise InputError(
+                f"the quick branch-and-bound time must be >= 0, got {self.bab_quick_s}"
+            )
 
     def expired(self) -> bool:
         """Whether the deadline has passed."""
@@ -171,6 +193,52 @@ def bound_stage(
     return proved, left
 
 
+def bab_stage(
+    network: Network,
+    queries: Sequence[Query],
+    replayer: Replayer,
+    budget_s: float,
+    *,
+    deadline: float | None = None,
+    device: str = "cpu",
+    config: BabConfig | None = None,
+) -> dict[int, Verdict]:
+    """Branch and bound on each supported query for at most ``budget_s`` seconds (and not
+    past ``deadline``): the verdicts it reached, by query index."""
+    todo = [q for q in queries if supported(q.negation)]
+    if not todo or budget_s <= 0.0:
+        return {}
+    crown = Crown(network, device)
+    out: dict[int, Verdict] = {}
+    for q in todo:
+        t0 = time.monotonic()
+        stop = t0 + budget_s if deadline is None else min(t0 + budget_s, deadline)
+        if stop <= t0:
+            break
+        negation = q.negation
+
+        def check(x: FloatArray, negation: Negation = negation) -> Verdict | None:
+            return confirm(replayer, x, negation)
+
+        with torch_threads(1):
+            outcome = bab_decide(crown, negation, check, stop, config)
+        elapsed = time.monotonic() - t0
+        if outcome.status is Status.HOLDS:
+            out[q.index] = Verdict(Status.HOLDS, Stage.BAB, "bab", elapsed, outcome.reason)
+        elif outcome.status is Status.VIOLATED and outcome.witness is not None:
+            out[q.index] = dataclasses.replace(
+                outcome.witness,
+                stage=Stage.BAB,
+                backend="bab",
+                time_s=elapsed,
+                reason=f"{outcome.reason}; witness confirmed by onnxruntime",
+            )
+        else:
+            log.info("bab: query %d open (%s)", q.index, outcome.reason)
+    log.info("bab stage: %d of %d decided", len(out), len(todo))
+    return out
+
+
 def exact_stage(
     queries: Sequence[Query],
     settings: ExactSettings,
@@ -182,11 +250,17 @@ def exact_stage(
     if not queries:
         return
     if settings.in_process:
-        decider = PointDecider(network, replayer, settings.backend.value, isolate=settings.isolate)
+        decider = PointDecider(
+            network,
+            replayer,
+            settings.backend.value,
+            isolate=settings.isolate,
+            bab_share=settings.bab_share,
+        )
         for query in queries:
             yield query, _decide_here(decider, query, settings)
         return
-    spec = WorkerSpec(model, settings.backend.value)
+    spec = WorkerSpec(model, settings.backend.value, bab_share=settings.bab_share)
     pool: WorkerPool | RayPool
     if settings.executor is Executor.RAY:
         pool = RayPool(spec, settings.jobs, settings.address)
@@ -254,27 +328,48 @@ def run_stages(
         return True
 
     open_queries = list(queries)
+
+    def bounds() -> None:
+        nonlocal open_queries
+        proved, open_queries = bound_stage(
+            network, open_queries, centers_y=_rows(centers_y, open_queries), device=device
+        )
+        reached(proved, Origin.BOUNDS)
+
+    def bab(budget_s: float) -> None:
+        nonlocal open_queries
+        found = bab_stage(
+            network, open_queries, replayer, budget_s, deadline=settings.deadline, device=device
+        )
+        reached(found, Origin.BAB)
+        open_queries = [q for q in open_queries if q.index not in verdicts]
+
+    def attack(run: Attack) -> None:
+        nonlocal open_queries
+        reached(run(open_queries), Origin.ATTACK)
+        open_queries = [q for q in open_queries if q.index not in verdicts]
+
     if strategy is Strategy.STAGED:
-        for k, attack in enumerate(attacks):
-            if k == 1:  # the bounds come after the first (short) attack
-                if out_of_time(open_queries):
-                    return verdicts
-                proved, open_queries = bound_stage(
-                    network, open_queries, centers_y=_rows(centers_y, open_queries), device=device
-                )
-                reached(proved, Origin.BOUNDS)
-            if open_queries:
-                if out_of_time(open_queries):
-                    return verdicts
-                reached(attack(open_queries), Origin.ATTACK)
-                open_queries = [q for q in open_queries if q.index not in verdicts]
-        if len(attacks) < 2 and open_queries:
+        later = list(attacks)
+        if len(later) >= 2:  # a first cheap attack (PGD at the centres) before the bounds
             if out_of_time(open_queries):
                 return verdicts
-            proved, open_queries = bound_stage(
-                network, open_queries, centers_y=_rows(centers_y, open_queries), device=device
-            )
-            reached(proved, Origin.BOUNDS)
+            attack(later.pop(0))
+        steps: list[Callable[[], None]] = [bounds]
+        # One query (verify vnnlib): a short round of branch and bound here, before the longer
+        # attacks. The rest of branch and bound runs in the exact stage (PointDecider), in the
+        # pool's workers, `jobs` at a time, under the per-query limit.
+        share = settings.bab_share * settings.timeout_s
+        quick = min(settings.bab_quick_s, share) if later and len(open_queries) == 1 else 0.0
+        if quick > 0.0:
+            steps.append(lambda: bab(quick))
+        steps.extend(lambda run=run: attack(run) for run in later)  # type: ignore[misc]
+        for step in steps:
+            if not open_queries:
+                break
+            if out_of_time(open_queries):
+                return verdicts
+            step()
     todo = []
     for q in open_queries:
         hit = None if lookup is None else lookup(q)
@@ -286,6 +381,8 @@ def run_stages(
             on_verdict(q, hit, Origin.STORE)
     if out_of_time(todo):
         return verdicts
+    if strategy is Strategy.PLAIN:  # the baseline: the exact backend alone
+        settings = dataclasses.replace(settings, bab_share=0.0)
     # closing() kills the workers at once when this frame is left by an exception
     with contextlib.closing(exact_stage(todo, settings, network, model, replayer)) as exact:
         for q, verdict in exact:

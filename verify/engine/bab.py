@@ -1,0 +1,82 @@
+"""Branch and bound over bound propagation: decide the negations the bound stage left open.
+
+:func:`bab_decide` takes one linear negation (VNN-LIB, CR, SR: disjuncts of boxes and output
+atoms; no LR distance, no SCR softmax — those go to the exact stage as before), splits it into
+groups of disjuncts sharing an input box, and decides each group:
+
+- inputs of at most ``max_input_dims`` dimensions by input splitting
+  (:mod:`~robustprop.verify.engine.bab_input`);
+- wider inputs by ReLU splitting (:mod:`~robustprop.verify.engine.bab_relu`).
+
+The negation is empty (the property **holds**) when every group is; it is **violated** as
+soon as one group yields a candidate that the caller's ``confirm`` replays through
+onnxruntime; otherwise the answer is **unknown** and the caller runs the exact stage on the
+whole query as before (sub-domains are not handed over).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from robustprop.properties.spec import Negation
+from robustprop.verify.engine.bab_common import BabOutcome, Confirm, GroupSpec
+from robustprop.verify.engine.bab_input import InputSplitConfig, input_split
+from robustprop.verify.engine.bab_relu import ReluSplitConfig, relu_split
+from robustprop.verify.engine.backends.base import group_by_box
+from robustprop.verify.engine.crown import Crown
+from robustprop.verify.engine.verdict import Status
+
+__all__ = ["BabConfig", "BabOutcome", "bab_decide", "supported"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BabConfig:
+    """Which search a negation gets and how hard each one works."""
+
+    max_input_dims: int = 10
+    input: InputSplitConfig = field(default_factory=InputSplitConfig)
+    relu: ReluSplitConfig = field(default_factory=ReluSplitConfig)
+
+
+def supported(negation: Negation) -> bool:
+    """Whether :func:`bab_decide` can decide ``negation`` (linear atoms, no LR, no SCR)."""
+    return negation.softmax is None and negation.distance is None
+
+
+def bab_decide(
+    crown: Crown,
+    negation: Negation,
+    confirm: Confirm,
+    deadline: float,
+    config: BabConfig | None = None,
+) -> BabOutcome:
+    """Decide ``negation`` by branch and bound before ``deadline`` (see the module doc)."""
+    cfg = config or BabConfig()
+    if not supported(negation):
+        return BabOutcome(Status.UNKNOWN, "branch and bound: LR and SCR are not supported")
+    network = crown.network
+    total = 0
+    for group in group_by_box(negation):
+        spec = GroupSpec.of(group, network.m, crown.device)
+        if spec.empty_disjunct:
+            hit = confirm(((group.disjuncts[0].lower + group.disjuncts[0].upper) / 2.0).copy())
+            if hit is not None:
+                return BabOutcome(Status.VIOLATED, "a disjunct without atoms", total, hit)
+            return BabOutcome(Status.UNKNOWN, "a disjunct without atoms; centre not replayed")
+        if bool((spec.lower > spec.upper).any()):
+            continue  # an empty box: nothing to decide
+        if network.n <= cfg.max_input_dims:
+            outcome = input_split(crown, spec, confirm, deadline, cfg.input)
+        else:
+            outcome = relu_split(crown, spec, confirm, deadline, cfg.relu)
+        total += outcome.domains
+        log.info("bab group: %s (%s)", outcome.status.value, outcome.reason)
+        if outcome.status is not Status.HOLDS:
+            return BabOutcome(outcome.status, outcome.reason, total, outcome.witness)
+        if time.monotonic() >= deadline:
+            return BabOutcome(Status.UNKNOWN, "branch and bound: time up", total)
+    return BabOutcome(Status.HOLDS, f"branch and bound: {total} sub-domains, all proved", total)
