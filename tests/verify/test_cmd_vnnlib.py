@@ -30,7 +30,7 @@ def instance(tmp_path: Path, out: str) -> list[str]:
 
 def test_sat_prints_a_confirmed_witness(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, [*instance(tmp_path, "(assert (>= Y_0 0.9))"), "--no-attack"])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 0, result.output  # VNN-COMP: 0 whenever a result was written
     lines = result.stdout.splitlines()
     assert lines[0] == "sat"
     values = dict(re.findall(r"\((\w_\d+) (\S+?)\)", "\n".join(lines[1:])))

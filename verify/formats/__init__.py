@@ -5,6 +5,10 @@
 - :mod:`~robustprop.verify.formats.output_file` — write a user-named output (atomically for
   files, in place for devices and FIFOs, ``-`` for standard output), errors as
   :class:`~robustprop.properties.errors.InputError` naming the option;
+- :mod:`~robustprop.verify.formats.compressed` — read a file that may be gzip-compressed,
+  with a cap on its inflated size;
+- :mod:`~robustprop.verify.formats.vnncomp` — VNN-COMP's instances.csv, expected answers and
+  results files;
 - :mod:`~robustprop.verify.formats.text` — names from files made safe for a terminal
   (:func:`printable`) and for Markdown.
 

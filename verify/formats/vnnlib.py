@@ -15,9 +15,9 @@ MNIST file) are collected once and only asserts containing ``or`` are multiplied
 **Nothing in a file is trusted.** Every cap below is checked *before* the structure it limits
 is built, and exceeding one is an :class:`InputError` naming the cap:
 
-- at most :data:`MAX_FILE_BYTES` bytes are read (a FIFO or device cannot make the reader wait
-  for more), at most :data:`MAX_TOKENS` tokens, parentheses nested at most :data:`MAX_DEPTH`
-  deep (the competition files need 4);
+- at most :data:`MAX_FILE_BYTES` bytes are read, also after inflating a ``.gz`` file (a FIFO
+  or device cannot make the reader wait for more), at most :data:`MAX_TOKENS` tokens,
+  parentheses nested at most :data:`MAX_DEPTH` deep (the competition files need 4);
 - the normal form has at most :data:`MAX_DISJUNCTS` disjuncts, :data:`MAX_DNF_LITERALS`
   comparisons over all of them and :data:`MAX_BOX_VALUES` input bounds (disjuncts x inputs);
 - numbers are finite float64 values: ``inf``, ``nan`` and literals that overflow (``1e400``)
@@ -44,6 +44,7 @@ import numpy as np
 
 from robustprop.properties.errors import InputError
 from robustprop.properties.spec import Atom, Disjunct, Negation
+from robustprop.verify.formats.compressed import read_capped
 
 __all__ = [
     "MAX_BOX_VALUES",
@@ -128,18 +129,12 @@ class _Conj:
 def read_vnnlib(path: str | Path, n_inputs: int, n_outputs: int) -> VnnlibProperty:
     """Parse a VNN-LIB file for a network with ``n_inputs`` inputs and ``n_outputs`` outputs.
 
-    Reads at most :data:`MAX_FILE_BYTES` bytes (a larger file is an InputError naming the cap).
+    Reads at most :data:`MAX_FILE_BYTES` bytes (a larger file is an InputError naming the cap);
+    a gzip-compressed file (VNN-COMP's ``.vnnlib.gz``) is inflated, to at most as many bytes
+    (:func:`~robustprop.verify.formats.compressed.read_capped`).
     """
     p = Path(path)
-    try:
-        with p.open("rb") as stream:
-            data = stream.read(MAX_FILE_BYTES + 1)
-    except OSError as err:
-        raise InputError(f"cannot read VNN-LIB file {p}: {err}") from err
-    if len(data) > MAX_FILE_BYTES:
-        raise InputError(
-            f"{p}: VNN-LIB file larger than the cap of {MAX_FILE_BYTES} bytes (MAX_FILE_BYTES)"
-        )
+    data = read_capped(p, MAX_FILE_BYTES, "VNN-LIB file", "MAX_FILE_BYTES")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
