@@ -184,6 +184,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise InputError(f"{path}: is a directory, expected an output file name")
     if not path.parent.is_dir():
         raise InputError(f"{path}: directory {path.parent} does not exist")
+
     def write(handle: IO[bytes]) -> None:
         handle.write(data)
 

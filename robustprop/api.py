@@ -10,6 +10,8 @@ The command line calls these functions; it adds only flags, printing, files and 
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from robustprop.properties import Domain, PGDConfig, Property, References
 from robustprop.properties.errors import InputError
 from robustprop.verify.engine.attack import batched_attack
 from robustprop.verify.engine.backends.base import BackendName
+from robustprop.verify.engine.network import InputNormalization, softmax_hint
 from robustprop.verify.engine.verdict import Status, Verdict
 from robustprop.verify.run.config import RunConfig
 from robustprop.verify.run.model import ModelBytes
@@ -47,21 +50,62 @@ __all__ = [
     "check",
     "check_vnnlib",
     "decide",
+    "for_property",
     "load",
 ]
+
+log = logging.getLogger(__name__)
 
 #: The result of :func:`check`: per-point verdicts, ``.summary``, ``.to_records()``.
 Result = RunResult
 
 
-def load(model: Any, example_input: Any = None) -> ModelBytes:
+def load(
+    model: Any,
+    example_input: Any = None,
+    *,
+    input_mean: float | Sequence[float] | None = None,
+    input_std: float | Sequence[float] | None = None,
+) -> ModelBytes:
     """The model as ONNX bytes, read (or exported) once.
 
     ``model``: a path to an ``.onnx`` file (its external data files, if any, are read from
     its folder and inlined), the file's bytes (self-contained), a :class:`ModelBytes`, or a
     ``torch.nn.Module`` with ``example_input`` (a tensor of one input's shape, batch first),
     exported with ``torch.onnx.export(..., dynamo=False)``.
+
+    ``input_mean`` / ``input_std`` (one value, or one per channel): the model expects
+    ``(x − mean) / std`` of a pixel-space ``x``; that step is put in front of it, so points,
+    regions and witnesses stay in pixel space (:meth:`ModelBytes.normalized`).
     """
+    loaded = _load(model, example_input)
+    if input_mean is not None or input_std is not None:
+        norm = InputNormalization(
+            _stats(0.0 if input_mean is None else input_mean),
+            _stats(1.0 if input_std is None else input_std),
+        )
+        loaded = loaded.normalized(norm)
+    return loaded
+
+
+def for_property(model: ModelBytes, prop: Property) -> ModelBytes:
+    """``model`` ready for ``prop``: a final Softmax is dropped for CR (the argmax is
+    unchanged; a note is logged) and refused with a hint for SR, LR and SCR (they need the
+    logits)."""
+    dropped = model.without_final_softmax()
+    if dropped is None:
+        return model
+    if prop.name != "cr":
+        raise InputError(f"{model.source}: {softmax_hint(dropped.dropped)}")
+    log.warning(
+        "%s: its final %s is dropped for cr (the argmax is unchanged); the logits are checked",
+        model.source,
+        dropped.dropped,
+    )
+    return dropped
+
+
+def _load(model: Any, example_input: Any) -> ModelBytes:
     if isinstance(model, ModelBytes):
         return model
     if isinstance(model, str | Path):
@@ -86,6 +130,11 @@ def load(model: Any, example_input: Any = None) -> ModelBytes:
     raise InputError(
         f"load: expected an ONNX path, bytes or a torch.nn.Module, got {type(model).__name__}"
     )
+
+
+def _stats(value: float | Sequence[float]) -> tuple[float, ...]:
+    values = np.atleast_1d(np.asarray(_array(value), dtype=np.float64)).reshape(-1)
+    return tuple(float(v) for v in values)
 
 
 def check(
@@ -118,6 +167,9 @@ def check(
     executor: Executor | str = Executor.LOCAL,
     address: str | None = None,
     export_vnnlib: Path | None = None,
+    input_mean: float | Sequence[float] | None = None,
+    input_std: float | Sequence[float] | None = None,
+    argv: Sequence[str] | None = None,
 ) -> RunResult:
     """Decide ``prop`` around each point; measure security and accuracy there too.
 
@@ -131,11 +183,14 @@ def check(
     ``trust_store`` records that the caller rests decisions on the unchecked ones.
     ``timeout``: wall time per point of the exact stage; ``max_time``: of the whole run (points
     left undecided are ``unknown``, "run time limit"). ``progress``: a bar on stderr, or a
-    callable given each point's result as it is decided.
+    callable given each point's result as it is decided. ``input_mean`` / ``input_std``: the
+    model's input normalisation (see :func:`load`); points stay in pixel space. A final
+    Softmax is dropped for CR and refused for the other properties (:func:`for_property`).
+    ``argv``: the command line to record in the run's document (default: ``sys.argv``).
     Raises :class:`~robustprop.verify.run.signals.Interrupted` (a KeyboardInterrupt) with
     ``.result``, what was decided, when interrupted.
     """
-    loaded = load(model)
+    loaded = for_property(load(model, input_mean=input_mean, input_std=input_std), prop)
     config = RunConfig(
         model=loaded,
         prop=prop,
@@ -158,6 +213,7 @@ def check(
         address=address,
         export_vnnlib=export_vnnlib,
         device=device,
+        argv=tuple(sys.argv if argv is None else argv),
     )
     if progress is True:
         n = len(config.points.x) if isinstance(config.points, Points) else config.points.count
@@ -191,7 +247,8 @@ def check_vnnlib(
     strategy: Strategy | str = Strategy.STAGED,
     attack: bool = True,
 ) -> VnnlibResult:
-    """One VNN-LIB instance: ``result.status`` is ``sat`` / ``unsat`` / ``unknown``."""
+    """One VNN-LIB instance: ``result.status`` is ``sat`` / ``unsat`` / ``unknown``;
+    ``result.answer`` is VNN-COMP's word for it (``timeout`` where the time ran out)."""
     return _check_vnnlib(
         onnx, spec, backend=backend, timeout_s=timeout, strategy=strategy, attack=attack
     )

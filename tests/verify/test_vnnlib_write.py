@@ -56,7 +56,8 @@ def test_verify_run_exports_vnnlib_instances(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     onnx_path, spec, timeout = (out / "instances.csv").read_text().strip().split(",")
-    assert float(timeout) > 0 and Path(onnx_path).samefile(NET)
+    assert float(timeout) > 0 and not Path(onnx_path).is_absolute()
+    assert (out / onnx_path).samefile(NET)
     assert check_vnnlib(NET, out / spec, timeout_s=20, isolate=False).status == "sat"
 
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import click
 
-from robustprop.api import check, load
-from robustprop.properties import PROPERTIES, PGDConfig, Property, make_property
+from robustprop.api import check, for_property, load
+from robustprop.lazy import load as load_heavy
+from robustprop.properties import PROPERTIES, Domain, PGDConfig, Property, make_property
 from robustprop.properties.base import REFERENCES
 from robustprop.properties.errors import InputError, InternalError
 from robustprop.training.cache import cache_dir
@@ -20,6 +21,7 @@ from robustprop.training.data import SPLITS
 from robustprop.verify.cli.param_types import TableChoice
 from robustprop.verify.cli.printout import print_summary
 from robustprop.verify.cli.version import tool_version
+from robustprop.verify.engine.network import SUPPORTED_OPS, parse_stats
 from robustprop.verify.formats.output_file import check_output, is_stdout, writes_in_place
 from robustprop.verify.formats.text import printable
 from robustprop.verify.report.document import sweep_document, to_json, write_json
@@ -47,7 +49,12 @@ def _split_metrics(value: str) -> tuple[str, ...]:
     return items
 
 
-@click.command("run")
+@click.command(
+    "run",
+    epilog=f"Supported ONNX ops: {', '.join(SUPPORTED_OPS)}. A final Softmax/LogSoftmax is "
+    "dropped for cr (the argmax is unchanged) and refused for sr, lr and scr (they need the "
+    "logits).",
+)
 @click.option(
     "--property",
     "prop_name",
@@ -224,6 +231,24 @@ def _split_metrics(value: str) -> tuple[str, ...]:
     default=None,
     help="Also write each point's query as VNN-LIB (sr, cr) with an instances.csv.",
 )
+@click.option(
+    "--input-mean",
+    default=None,
+    help="The model takes (x - mean) / std: the mean, one value or one per channel "
+    "(comma-separated); points and regions stay in pixel space.",
+)
+@click.option(
+    "--input-std",
+    default=None,
+    help="The model takes (x - mean) / std: the std, one value or one per channel "
+    "(comma-separated).",
+)
+@click.option(
+    "--domain",
+    "domain_text",
+    default=None,
+    help="Input box LO,HI of the regions (default: the model's 'domain' metadata, else 0,1).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 def command(**params: Any) -> None:
     """Decide a robustness property on data points of an ONNX network.
@@ -277,7 +302,9 @@ def command(**params: Any) -> None:
     ):
         raise InputError("--json - and --junit -: only one of them can go to standard output")
     metrics = _split_metrics(flags.metrics)
-    model = load(net)
+    model = for_property(
+        load(net, input_mean=flags.stats("mean"), input_std=flags.stats("std")), props[0]
+    )
     if flags.data is None:
         dataset = model.metadata().get("dataset")
         if dataset is None:
@@ -295,7 +322,8 @@ def command(**params: Any) -> None:
     failed: list[str] = []
     breaches: list[str] = []
     stopped: Interrupted | None = None
-    with stop_on_signals() as signals:
+    redirect = load_heavy("tqdm.contrib.logging").logging_redirect_tqdm  # logs above the bar
+    with stop_on_signals() as signals, redirect():
         for prop in props:
             bar = ProgressBar(
                 flags.points, disabled=flags.no_progress, label=f"{prop.name} eps={prop.eps:g}"
@@ -327,6 +355,8 @@ def command(**params: Any) -> None:
                     executor=flags.executor,
                     address=flags.address,
                     export_vnnlib=flags.export_vnnlib,
+                    domain=flags.domain(),
+                    argv=sys.argv,
                 )
             except Interrupted as err:
                 stopped = err
@@ -409,7 +439,22 @@ class RunFlags:
     executor: str
     address: str | None
     export_vnnlib: Path | None
+    input_mean: str | None
+    input_std: str | None
+    domain_text: str | None
     no_progress: bool
+
+    def stats(self, name: str) -> tuple[float, ...] | None:
+        """``--input-mean`` or ``--input-std`` as numbers (None: not given)."""
+        text = getattr(self, f"input_{name}")
+        return None if text is None else parse_stats(text, f"--input-{name}")
+
+    def domain(self) -> Domain | None:
+        """``--domain LO,HI`` (None: the model's metadata, else [0, 1])."""
+        values = () if self.domain_text is None else parse_stats(self.domain_text, "--domain")
+        if self.domain_text is not None and len(values) != 2:
+            raise InputError(f"--domain: expected LO,HI, got {self.domain_text!r}")
+        return Domain(*values) if values else None
 
     def properties(self) -> list[Property]:
         """One property per ε of ``--eps`` with the other parameters given."""

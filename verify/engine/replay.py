@@ -6,7 +6,10 @@ into one disjunct's input box, ``Negation.is_satisfied_by(x, y)`` holds both for
 by onnxruntime on the model as it is (normally float32) and for ``y`` computed by onnxruntime on
 a double-precision copy of the model (initializers, Constant nodes, Casts and value types turned
 into float64 with the onnx API). When onnxruntime cannot run the double copy (some kernels exist
-for float32 only), the float64 IR evaluates instead and :attr:`Replay.float64_source` says so.
+for float32 only: ``Conv``, for one), the float64 IR evaluates instead and
+:attr:`Replay.float64_source` says so. Trying the copy is silent (onnxruntime's own log is off
+for it, and the switch to the IR is logged at INFO level, not shown in the middle of a progress
+bar); the note stays on every :class:`Replay`.
 
 The projected point is also rounded to the model's input precision *inside* the box where that
 is possible, so that both evaluations see exactly the point that is reported.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -77,11 +81,11 @@ class Replayer:
         self._ir: Network | None = None
         try:
             double = to_double_precision(_load(data, self.source)).SerializeToString()
-            self._runner64 = OnnxRunner(double, f"{self.source} (float64 copy)")
+            self._runner64 = OnnxRunner(double, f"{self.source} (float64 copy)", quiet=True)
         except (InputError, ValueError) as err:
             self.float64_source = "ir"
-            self.float64_note = f"float64 replay uses the IR: cannot run a double copy ({err})"
-            log.warning("%s: %s", self.source, self.float64_note)
+            self.float64_note = f"float64 replay uses the IR: {_why_not_double(err)}"
+            log.info("%s: %s", self.source, self.float64_note)
             self._ir = network_from_bytes(data, source=self.source, check_points=0)
 
     @property
@@ -144,6 +148,14 @@ class Replayer:
                 best = result
         assert best is not None  # a Negation has at least one disjunct
         return best
+
+
+def _why_not_double(err: Exception) -> str:
+    """onnxruntime's refusal of the double copy, without its internals."""
+    missing = re.search(r"implementation for (\w+)\(", str(err))
+    if missing:
+        return f"onnxruntime has no double-precision {missing.group(1)} kernel"
+    return f"cannot run a double copy ({err})"
 
 
 def _holding_disjunct(

@@ -6,19 +6,54 @@ when the verdict store supplied, withheld or could not serve verdicts: its path 
 re-checked in this run; otherwise the store's word only), ``incomplete`` (why the run stopped
 before deciding everything, e.g. SIGTERM), and ``data.from_metadata`` (the data set was the
 one named in the model's metadata, not chosen with ``--data``).
+
+A document is a record a run can be repeated from: ``run`` holds the command line (``argv``),
+the UTC start and end times (ISO 8601) and the host; ``settings`` every setting that changes a
+number (strategy, requested backend, timeouts, τ, attack preset and its PGD parameters, seed,
+samples, device, executor, the input domain and normalisation, a dropped final Softmax; the
+property's parameters are under ``property``); ``versions`` the versions of robustprop,
+Python and the numerical packages (torch, onnxruntime, onnx, numpy, maraboupy, z3-solver,
+highspy), read from the installed distributions (``null``: not installed).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import platform
+import socket
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from robustprop.verify.formats.output_file import write_output
-from robustprop.verify.run.points import Points, PointSelection
+from robustprop.verify.run.config import ATTACK_PRESETS, RunConfig
+from robustprop.verify.run.points import Points, PointSelection, domain_from_metadata
 from robustprop.verify.run.result import RunResult
 
-__all__ = ["summary", "sweep_document", "to_json", "write_json"]
+__all__ = [
+    "VERSIONED",
+    "run_record",
+    "settings",
+    "summary",
+    "sweep_document",
+    "to_json",
+    "versions",
+    "write_json",
+]
+
+#: The distributions whose versions a document records (with Python's).
+VERSIONED: Final = (
+    "robustprop",
+    "torch",
+    "onnxruntime",
+    "onnx",
+    "numpy",
+    "maraboupy",
+    "z3-solver",
+    "highspy",
+)
 
 
 def summary(result: RunResult) -> dict[str, Any]:
@@ -50,7 +85,12 @@ def to_json(result: RunResult, version: str) -> dict[str, Any]:
         "data": _data(cfg.points, len(result.points)),
         "backend": result.backend,
         "metrics": list(cfg.metrics),
+        "settings": settings(cfg),
+        "run": run_record(cfg, result.time_s),
+        "versions": versions(),
     }
+    if cfg.model.original_sha256 != cfg.model.sha256:
+        document["network"]["file_sha256"] = cfg.model.original_sha256
     if result.incomplete:
         document["incomplete"] = result.incomplete
     if store is not None and store.notable:
@@ -58,6 +98,58 @@ def to_json(result: RunResult, version: str) -> dict[str, Any]:
     document["summary"] = summary(result)
     document["points"] = points
     return document
+
+
+def settings(config: RunConfig) -> dict[str, Any]:
+    """Every setting of ``config`` that changes a number of the run (DESIGN.md §7)."""
+    preset = next((k for k, make in ATTACK_PRESETS.items() if make() == config.attack), "custom")
+    domain = config.domain
+    domain_from = "given"
+    if domain is None:
+        meta = config.model.metadata()
+        domain = domain_from_metadata(meta, config.model.source)
+        domain_from = "metadata" if "domain" in meta else "default"
+    norm = config.model.normalization
+    return {
+        "strategy": config.strategy.value,
+        "backend": config.backend,
+        "timeout_s": config.timeout_s,
+        "max_time_s": config.max_time_s,
+        "jobs": config.jobs,
+        "tau": config.tau,
+        "attack": {"preset": preset, **dataclasses.asdict(config.attack)},
+        "seed": config.seed,
+        "samples": config.samples,
+        "device": config.device,
+        "executor": config.executor.value,
+        "domain": {"lower": domain.lower, "upper": domain.upper, "from": domain_from},
+        "input_normalization": None if norm is None else norm.to_json(),
+        "dropped_final_op": config.model.dropped or None,
+        "store": {"reuse": sorted(s.value for s in config.reuse), "trusted": config.store_trusted},
+    }
+
+
+def run_record(config: RunConfig, time_s: float) -> dict[str, Any]:
+    """The command line, when the run started and ended (UTC, ISO 8601), and where."""
+    end = datetime.now(UTC)
+    return {
+        "argv": list(config.argv),
+        "started": (end - timedelta(seconds=time_s)).isoformat(timespec="seconds"),
+        "finished": end.isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+    }
+
+
+def versions() -> dict[str, str | None]:
+    """Python's and each of :data:`VERSIONED`'s installed version (``None``: not installed)."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in VERSIONED:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = None
+    return out
 
 
 def _data(points: PointSelection | Points, count: int) -> dict[str, Any]:

@@ -59,6 +59,7 @@ class RunConfig:
     address: str | None = None  # Ray cluster address; None starts a local instance
     export_vnnlib: Path | None = None  # write each point's query as VNN-LIB (SR, CR)
     device: str = "cpu"  # where PGD and bound propagation run
+    argv: tuple[str, ...] = ()  # the command line, recorded in the run's document
 
     def __post_init__(self) -> None:
         for metric in self.metrics:

@@ -57,7 +57,6 @@ from robustprop.verify.engine.point_query import Query
 from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.torch_net import to_torch
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
-from robustprop.verify.formats.vnnlib_write import write_vnnlib
 from robustprop.verify.run.checks import invariants, overrule_stored
 from robustprop.verify.run.config import RunConfig
 from robustprop.verify.run.empirical import attack_points, sample_points
@@ -75,6 +74,7 @@ from robustprop.verify.run.stages import (
     torch_threads,
 )
 from robustprop.verify.run.store import point_key, property_key
+from robustprop.verify.run.vnnlib_export import export_vnnlib
 
 if TYPE_CHECKING:
     import torch
@@ -257,6 +257,9 @@ def prepare(config: RunConfig) -> RunInputs:
     model = config.model
     domain = config.domain or domain_from_metadata(model.metadata(), model.source)
     network = network_from_bytes(model.data, source=model.source)
+    note = model.assumptions(domain_given=config.domain is not None)
+    if note:
+        log.warning("%s", note)
     points = _points(config.points, network.n)
     replayer = Replayer(model.data, source=model.source)
     prop = config.prop
@@ -271,7 +274,7 @@ def prepare(config: RunConfig) -> RunInputs:
         for i in range(len(points.x))
     )
     if config.export_vnnlib is not None:
-        _export_vnnlib(config, points, list(negations))
+        export_vnnlib(config, points, list(negations))
     torch_model = to_torch(network)
     attack_model = torch_model if config.device == "cpu" else to_torch(network).to(config.device)
     generator = torch.Generator(device=config.device).manual_seed(config.seed)
@@ -458,23 +461,3 @@ def _points(points: PointSelection | Points, n_inputs: int) -> Points:
             f"points {points.source!r}: expected shape (N, {n_inputs}), got {points.x.shape}"
         )
     return points
-
-
-def _export_vnnlib(config: RunConfig, points: Points, negations: list[Negation]) -> None:
-    """One VNN-LIB file per point and a VNN-COMP style ``instances.csv`` (onnx,vnnlib,timeout)."""
-    folder = config.export_vnnlib
-    assert folder is not None
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(
-            f"--export-vnnlib {folder}: cannot create ({err.strerror or err})"
-        ) from err
-    rows = []
-    name = config.prop.name
-    model = config.model.path.resolve() if config.model.path is not None else config.model.source
-    for i, negation in enumerate(negations):
-        file = folder / f"{name}_eps{config.prop.eps:g}_point{int(points.indices[i])}.vnnlib"
-        write_vnnlib(negation, file, f"robustprop {name} {config.prop.params()} point {i}")
-        rows.append(f"{model},{file.name},{config.timeout_s:g}")
-    (folder / "instances.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")

@@ -21,13 +21,14 @@ __all__ = ["OnnxRunner", "check_against_onnxruntime"]
 class OnnxRunner:
     """An onnxruntime session for one model, evaluating flattened inputs one point at a time."""
 
-    def __init__(self, model_bytes: bytes, source: str) -> None:
+    def __init__(self, model_bytes: bytes, source: str, *, quiet: bool = False) -> None:
+        """``quiet``: onnxruntime logs nothing, not even errors (a failure still raises)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        options.log_severity_level = 3
+        options.log_severity_level = 4 if quiet else 3
         try:
             self._session = ort.InferenceSession(
                 model_bytes, sess_options=options, providers=["CPUExecutionProvider"]

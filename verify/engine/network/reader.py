@@ -36,6 +36,7 @@ from robustprop.verify.engine.network.ops_activation import ACTIVATION_OPS
 from robustprop.verify.engine.network.ops_affine import AFFINE_OPS
 from robustprop.verify.engine.network.ops_conv import CONV_OPS
 from robustprop.verify.engine.network.ops_shape import SHAPE_OPS
+from robustprop.verify.engine.network.softmax import SOFTMAX_OPS, final_softmax, softmax_hint
 from robustprop.verify.engine.network.symbolic import (
     MAX_DENSE,
     MAX_NODES,
@@ -49,12 +50,15 @@ from robustprop.verify.engine.network.symbolic import (
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["HANDLERS", "GraphReader", "load_network", "network_from_bytes"]
+__all__ = ["HANDLERS", "SUPPORTED_OPS", "GraphReader", "load_network", "network_from_bytes"]
 
 log = logging.getLogger(__name__)
 
 #: Every supported ONNX op (default domain) and its handler.
 HANDLERS: dict[str, Handler] = {**SHAPE_OPS, **ACTIVATION_OPS, **AFFINE_OPS, **CONV_OPS}
+
+#: The supported ops' names, sorted (for messages, ``verify run --help`` and the README).
+SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(HANDLERS))
 
 _FLOAT_TYPES = {1: np.float32, 10: np.float16, 11: np.float64}
 
@@ -229,10 +233,18 @@ class GraphReader(GraphState):
 
     def _node(self, node: onnx.NodeProto) -> None:
         if node.domain not in ("", "ai.onnx"):
-            raise self.fail(f"unsupported ONNX op '{node.domain}.{node.op_type}'")
+            raise self.fail(
+                f"unsupported ONNX op '{node.domain}.{node.op_type}'",
+                f"supported: the default domain's {', '.join(SUPPORTED_OPS)}",
+            )
         handler = HANDLERS.get(node.op_type)
         if handler is None:
-            raise self.fail(f"unsupported ONNX op '{node.op_type}'")
+            final = final_softmax(self.model) if node.op_type in SOFTMAX_OPS else None
+            if final is not None and list(final.output) == list(node.output):
+                hint = softmax_hint(node.op_type)
+            else:
+                hint = f"supported: {', '.join(SUPPORTED_OPS)}"
+            raise self.fail(f"unsupported ONNX op '{node.op_type}'", hint)
         attrs = self._attrs(node)
         inputs = list(node.input)
         self._check_finite(node, inputs)

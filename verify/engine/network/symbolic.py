@@ -121,10 +121,12 @@ class GraphState:
 
     # -- errors -----------------------------------------------------------------------------
 
-    def fail(self, message: str) -> InputError:
+    def fail(self, message: str, hint: str = "") -> InputError:
+        """``message`` with the node and the file, then ``hint`` (what to do), if any."""
+        tail = f"; {hint}" if hint else ""
         if not self.node_label:
-            return InputError(f"{self.source}: {message}")
-        return InputError(f"{message} at node {self.node_label} in {self.source}")
+            return InputError(f"{self.source}: {message}{tail}")
+        return InputError(f"{message} at node {self.node_label} in {self.source}{tail}")
 
     # -- values -----------------------------------------------------------------------------
 
