@@ -1,8 +1,10 @@
 """The documented cache directory, and the one writer of files (:func:`atomic_write`).
 
 Cache directory: ``$ROBUSTPROP_CACHE_DIR`` if set, else ``~/.cache/robustprop``. It holds
-decoded arrays only (e.g. GTSRB, whose LZMA-compressed source takes ~10 s to decode); every
-entry can be deleted at any time and is rebuilt from the source file on the next load.
+decoded arrays (e.g. GTSRB, whose LZMA-compressed source takes ~10 s to decode; every such
+entry can be deleted at any time and is rebuilt from the source file on the next load) and,
+under ``data/``, the data sets ``verify data fetch`` downloads (:mod:`robustprop.training.fetch`;
+written only by that command).
 Nothing else in robustprop writes outside the paths the user names (DESIGN.md §1, §8).
 
 :func:`atomic_write` replaces only regular files (and makes new ones); a device or FIFO the

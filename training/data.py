@@ -1,4 +1,5 @@
-"""Datasets as flat float32 arrays in [0, 1], read from standard files, never downloaded.
+"""Datasets as flat float32 arrays in [0, 1], read from standard files (never downloaded here:
+``verify data fetch NAME`` downloads them into the data cache, :mod:`robustprop.training.fetch`).
 
 Names accepted by :func:`load_dataset`:
 
@@ -15,8 +16,10 @@ a path to an ``.npz`` file    keys ``x``, ``y`` (or ``x_train`` ... ``y_test``);
 ============================  ==========================================================
 
 The data directory is, in order: the ``data_dir`` argument, ``$ROBUSTPROP_DATA_DIR``, or
-``../shared/data`` beside the repository root. Decoded GTSRB arrays are cached in the cache
-directory (:mod:`robustprop.training.cache`).
+``../shared/data`` beside the repository root; without the first two, a data set that is not
+in ``../shared/data`` is looked for in the data cache (``$ROBUSTPROP_DATA``, else
+``~/.cache/robustprop/data``: where ``verify data fetch`` puts it). Decoded GTSRB arrays are
+cached in the cache directory (:mod:`robustprop.training.cache`).
 
 Reading is bounded: an ``.npz`` file is read key by key within
 :data:`~robustprop.training.npz_reader.MAX_NPZ_BYTES`, an IDX file within
@@ -37,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from robustprop.properties.errors import InputError
+from robustprop.training.fetch import data_cache_dir
 from robustprop.training.gtsrb import GTSRB_CLASSES, GTSRB_FILE, GTSRB_SIDES, load_gtsrb
 from robustprop.training.idx import read_idx
 from robustprop.training.npz_data import RowSelector, read_npz_dataset
@@ -67,6 +71,15 @@ _FASHION_FILES: Final = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 _HOW_TO_POINT = f"pass --data-dir DIR (data_dir=...) or set {DATA_ENV}"
+_FETCH_NAME: Final = {"fashion_mnist": "fashion-mnist", "gtsrb": "gtsrb"}
+
+
+def _how_to_get(sub: str) -> str:
+    """How to get the data set stored in folder ``sub`` (``fashion_mnist``, ``gtsrb``)."""
+    return (
+        f"download it with `verify data fetch {_FETCH_NAME[sub]}` (into {data_cache_dir()}, "
+        f"where it is found by default), or {_HOW_TO_POINT} to a folder holding {sub}/"
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,7 +151,8 @@ def subset(ds: Dataset, n: int, seed: int | None = 0) -> Dataset:
 
 
 def resolve_data_dir(data_dir: Path | str | None = None) -> Path:
-    """The data directory: ``data_dir``, else ``$ROBUSTPROP_DATA_DIR``, else ../shared/data."""
+    """The data directory: ``data_dir``, else ``$ROBUSTPROP_DATA_DIR``, else ../shared/data,
+    else the data cache (``$ROBUSTPROP_DATA``, ``~/.cache/robustprop/data``)."""
     if data_dir is not None:
         path = Path(data_dir).expanduser()
         if not path.is_dir():
@@ -150,12 +164,30 @@ def resolve_data_dir(data_dir: Path | str | None = None) -> Path:
         if not path.is_dir():
             raise InputError(f"{DATA_ENV}={env}: not a directory")
         return path
-    if DEFAULT_DATA_DIR.is_dir():
-        return DEFAULT_DATA_DIR
+    defaults = _default_dirs()
+    if defaults:
+        return defaults[0]
     raise InputError(
         f"no data directory found: {_HOW_TO_POINT} to the folder holding fashion_mnist/ "
-        f"and gtsrb/ (default {DEFAULT_DATA_DIR} does not exist); files are never downloaded"
+        f"and gtsrb/ (neither the default {DEFAULT_DATA_DIR} nor the data cache "
+        f"{data_cache_dir()} exists); files are never downloaded implicitly: get them with "
+        "`verify data fetch fashion-mnist` or `verify data fetch gtsrb`"
     )
+
+
+def _default_dirs() -> list[Path]:
+    """The data directories used when none is given: ../shared/data, then the data cache."""
+    return [d for d in (DEFAULT_DATA_DIR, data_cache_dir()) if d.is_dir()]
+
+
+def _dataset_folder(data_dir: Path | str | None, sub: str, marker: str) -> Path:
+    """The folder holding a data set's files: in the given directory; else the first default
+    directory that holds ``marker`` (a file of the data set), else the first one."""
+    root = resolve_data_dir(data_dir)
+    if data_dir is not None or os.environ.get(DATA_ENV):
+        return _subdir(root, sub, marker)
+    folders = [_subdir(d, sub, marker) for d in _default_dirs()]
+    return next((f for f in folders if (f / marker).is_file()), folders[0])
 
 
 def _subdir(root: Path, sub: str, marker: str) -> Path:
@@ -169,13 +201,12 @@ def _idx_file(folder: Path, stem: str) -> Path:
     for candidate in (folder / f"{stem}.gz", folder / stem):
         if candidate.is_file():
             return candidate
-    raise InputError(f"{folder / stem}.gz: no such file ({_HOW_TO_POINT})")
+    raise InputError(f"{folder / stem}.gz: no such file; {_how_to_get('fashion_mnist')}")
 
 
 def _fashion_mnist(split: str, data_dir: Path | str | None) -> Dataset:
-    root = resolve_data_dir(data_dir)
     images_stem, labels_stem = _FASHION_FILES[split]
-    folder = _subdir(root, "fashion_mnist", f"{images_stem}.gz")
+    folder = _dataset_folder(data_dir, "fashion_mnist", f"{images_stem}.gz")
     images_path, labels_path = _idx_file(folder, images_stem), _idx_file(folder, labels_stem)
     images, labels = read_idx(images_path, 3), read_idx(labels_path, 1)
     if len(images) != len(labels):
@@ -191,10 +222,9 @@ def _fashion_mnist(split: str, data_dir: Path | str | None) -> Dataset:
 
 
 def _gtsrb(variant: str, split: str, data_dir: Path | str | None) -> Dataset:
-    folder = _subdir(resolve_data_dir(data_dir), "gtsrb", GTSRB_FILE)
-    path = folder / GTSRB_FILE
+    path = _dataset_folder(data_dir, "gtsrb", GTSRB_FILE) / GTSRB_FILE
     if not path.is_file():
-        raise InputError(f"{path}: no such file ({_HOW_TO_POINT})")
+        raise InputError(f"{path}: no such file; {_how_to_get('gtsrb')}")
     x, y = load_gtsrb(path, variant, split)
     side = GTSRB_SIDES[variant]
     return Dataset(x, y, GTSRB_CLASSES, (1, side, side), variant)

@@ -42,6 +42,7 @@ GTSRB_TEST_COUNTS = [
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the caller's data-dir setting or writes the user's cache."""
     monkeypatch.delenv(data_mod.DATA_ENV, raising=False)
+    monkeypatch.delenv("ROBUSTPROP_DATA", raising=False)  # the download cache (verify data fetch)
     monkeypatch.setenv("ROBUSTPROP_CACHE_DIR", str(tmp_path / "cache"))
 
 

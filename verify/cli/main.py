@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from robustprop.properties.errors import RobustpropError
-from robustprop.verify.cli import experiment, export, report, run, train, vnnlib
+from robustprop.verify.cli import data, experiment, export, report, run, train, vnnlib
 from robustprop.verify.cli.version import tool_version
 from robustprop.verify.formats.text import printable
 from robustprop.verify.run.signals import Interrupted
@@ -65,7 +65,7 @@ def cli(debug: bool, verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-for _module in (train, export, run, vnnlib, report, experiment):
+for _module in (train, export, run, vnnlib, report, experiment, data):
     cli.add_command(_module.command)
 
 
