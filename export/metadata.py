@@ -8,9 +8,13 @@ Keys written by robustprop (values are plain strings; structured values are JSON
 ``domain``             input box, JSON ``[lo, hi]`` (default ``[0.0, 1.0]``)
 ``arch``               architecture token (``mlp``, ``mlp-deep``)
 ``n_inputs``           ``n``; ``n_classes``: ``m``
-``regime``             training regime (``baseline``, ``augment``, ``adversarial``, ``constraint``)
-``property``           property token for the constraint regime (``sr``, ``lr``, ``scr``)
+``regime``             training regime (``baseline``, ``augment``, ``adversarial``, ``constraint``,
+                       ``certified``, ``lipschitz``)
+``property``           property token for the constraint regime (``sr``, ``lr``, ``scr``) or the
+                       certified regime (``cr``, ``sr``, ``scr``)
 ``property_params``    JSON object, e.g. ``{"eps": 0.1, "delta": 10.0}``
+``regime_params``      certified and lipschitz regimes only: their settings, JSON, e.g.
+                       ``{"bound": 10.0, "projection": "rows"}`` (also under ``training``)
 ``seed``               training seed
 ``robustprop_version``  the version that exported the file (added on export)
 =====================  ============================================================

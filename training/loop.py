@@ -330,14 +330,15 @@ def train(
         save_training_state(files.checkpoint, model, snapshot)
         _write_log(files.log, history)
 
+    regime = make_regime(config)
     if not options.resume:
+        regime.constrain(model)  # the lipschitz regime starts inside its constraint
         if files.checkpoint.exists():
             logger.warning(
                 "starting afresh over the existing checkpoint %s (resume to continue it instead)",
                 files.checkpoint,
             )
         save(0)
-    regime = make_regime(config)
     x_train = _as_tensor(train_data.x, device)
     y_train = _as_tensor(train_data.y, device)
     x_test = _as_tensor(test_data.x, device)
@@ -358,6 +359,7 @@ def train(
     try:
         for epoch in range(start + 1, config.epochs + 1):
             runner.reset_totals()
+            regime.start_epoch(epoch, n_batches)
             order = torch.randperm(n, generator=shuffle).to(device)
             began = time.perf_counter()
             with tqdm(

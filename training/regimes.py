@@ -13,6 +13,12 @@ the clamped scores (``F.cross_entropy`` of the network output).
   the loss is the mean CE over all ``(1 + k)·B`` points.
 - ``adversarial``: ``α·CE(x̂) + β·CE(x′)``, ``x′`` from FGSM (one step of ε from the center)
   or PGD on the per-point CE.
+- ``certified``: ``κ·CE(x̂) + (1 − κ)·mean L_cert`` at the worst-case outputs ``y*``
+  (:mod:`.certified`) over the property's region at the scheduled ε, ``c`` the label, ``r =
+  f(x̂)``: CR ``CE(y*, c)``, SCR ``max(CE(y*, c) + log η, 0)`` (> 0 exactly when the margin
+  bound is), SR ``prop.loss(y*)``; ε = 0: ``CE(x̂)`` only. Schedule: :meth:`Regime.start_epoch`.
+- ``lipschitz``: ``CE(s·f(x̂))`` (``s`` the logit scale); :meth:`Regime.constrain` projects
+  the layers after every step (:mod:`robustprop.training.lipschitz`).
 - ``constraint``: ``α·CE(x̂) + β·mean L_C(x′)`` with ``L_C = prop.loss`` and ``x′`` from PGD
   on ``prop.margin`` (what :func:`robustprop.properties.attack` runs), references
   ``prop.references``.
@@ -21,24 +27,38 @@ the clamped scores (``F.cross_entropy`` of the network output).
 
 The "satisfied" statistic counts sampled points where the trained property holds
 (``constraint``), or where CR with the label as class holds (``augment``, ``adversarial``:
-the sampled point is still classified as its label).
+the sampled point is still classified as its label); for ``certified`` it counts the regions
+(at the scheduled ε) whose margin bound proves the property.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Final
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from robustprop.properties import CR, Domain, PGDConfig, Property, References, Region, fgsm, pgd
+from robustprop.properties import (
+    CR,
+    SCR,
+    Domain,
+    PGDConfig,
+    Property,
+    References,
+    Region,
+    fgsm,
+    pgd,
+)
 from robustprop.properties.errors import InternalError
 from robustprop.properties.search import Objective, SearchResult
-from robustprop.training.config import TrainConfig
+from robustprop.training.certified import worst_case_outputs
+from robustprop.training.config import CertifiedConfig, LipschitzConfig, TrainConfig
+from robustprop.training.lipschitz import project
 
 __all__ = [
     "STATS",
@@ -46,7 +66,9 @@ __all__ = [
     "Augment",
     "Baseline",
     "BatchLoss",
+    "Certified",
     "Constraint",
+    "Lipschitz",
     "Regime",
     "make_regime",
 ]
@@ -88,6 +110,14 @@ class Regime(ABC):
     def capturable(self) -> bool:
         """Whether :meth:`batch` runs without host synchronisation (CUDA-graph capture)."""
         return True
+
+    def start_epoch(self, epoch: int, batches: int) -> None:
+        """Called before epoch ``epoch`` (from 1) of ``batches`` steps (for schedules)."""
+        return  # most regimes have no schedule
+
+    def constrain(self, model: nn.Module) -> None:
+        """Called after every optimiser step and once before the first (for projections)."""
+        return  # most regimes leave the weights alone
 
     @abstractmethod
     def region(self, x: Tensor) -> Region | None:
@@ -180,9 +210,14 @@ class Baseline(Regime):
         generator: torch.Generator,
     ) -> BatchLoss:
         out = model(x)
-        ce = F.cross_entropy(out, y, reduction="none")
+        ce = F.cross_entropy(self.logit_scale * out, y, reduction="none")
         correct = out.detach().argmax(dim=1) == y
         return BatchLoss(ce.mean(), _stats(x, ce, correct=correct))
+
+    @property
+    def logit_scale(self) -> float:
+        """The cross-entropy is of ``logit_scale·f(x)`` (the lipschitz regime's scale)."""
+        return 1.0
 
 
 @dataclass(frozen=True)
@@ -339,8 +374,118 @@ class Constraint(Regime):
         return BatchLoss(loss, stats)
 
 
+class _Clock:
+    """Where a schedule stands: the current epoch (from 1), its step, its number of steps."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.step = 0
+        self.batches = 1
+
+    @property
+    def done(self) -> float:
+        """Epochs finished, counting the current one's steps so far."""
+        return self.epoch - 1 + self.step / self.batches
+
+
+@dataclass(frozen=True)
+class Certified(Regime):
+    """``κ·CE(x̂) + (1 − κ)·L_cert`` on sound bounds of the property's margin (module doc)."""
+
+    name: ClassVar[str] = "certified"
+    reports: ClassVar[frozenset[str]] = frozenset({"constraint_loss", "satisfied"})
+
+    prop: Property
+    domain: Domain
+    schedule: CertifiedConfig
+    clock: _Clock = field(default_factory=_Clock, compare=False, repr=False)
+
+    @property
+    def capturable(self) -> bool:
+        return False  # ε and κ change every step, as Python numbers
+
+    def start_epoch(self, epoch: int, batches: int) -> None:
+        self.clock.epoch, self.clock.step, self.clock.batches = epoch, 0, max(batches, 1)
+
+    def weights(self) -> tuple[float, float, float]:
+        """``(ε, κ, CROWN-IBP weight)`` at the current step."""
+        s = self.schedule
+        ramp = min(max(self.clock.done - s.warmup_epochs, 0.0) / s.ramp_epochs, 1.0)
+        kappa = s.kappa_start + (s.kappa_end - s.kappa_start) * ramp
+        crown = 1.0 - ramp if s.bound == "crown-ibp" else 0.0
+        return self.prop.eps * ramp, kappa, crown
+
+    def region(self, x: Tensor) -> Region | None:
+        eps = self.weights()[0]
+        return None if eps <= 0 else replace(self.prop, eps=eps).region(x, self.domain)
+
+    def batch(
+        self,
+        model: Model,
+        x: Tensor,
+        y: Tensor,
+        region: Region | None,
+        generator: torch.Generator,
+    ) -> BatchLoss:
+        _, kappa, crown = self.weights()
+        self.clock.step += 1
+        out = model(x)
+        ce = F.cross_entropy(out, y, reduction="none")
+        correct = out.detach().argmax(dim=1) == y
+        if region is None:
+            return BatchLoss(ce.mean(), _stats(x, ce, correct=correct))
+        if not isinstance(model, nn.Module):
+            raise InternalError("the certified regime bounds an nn.Module network")
+        prop = replace(self.prop, eps=region.eps)
+        refs = References(out, y)  # r = f(x̂); c = the label
+        worst = worst_case_outputs(model, prop, region, refs, crown_weight=crown)
+        bound = prop.margin(region.centers, worst, region.centers, refs)
+        if prop.name == "sr":
+            cert = prop.loss(region.centers, worst, region.centers, refs)
+        else:
+            cert = F.cross_entropy(worst, y, reduction="none")
+            if isinstance(prop, SCR):
+                cert = (cert + math.log(prop.eta)).clamp(min=0.0)
+        loss = kappa * ce.mean() + (1.0 - kappa) * cert.mean()
+        stats = _stats(
+            x,
+            ce,
+            constraint=cert,
+            correct=correct,
+            satisfied=~prop.violated(bound.detach()),
+            sampled=x.shape[0],
+        )
+        return BatchLoss(loss, stats)
+
+
+@dataclass(frozen=True)
+class Lipschitz(Baseline):
+    """Cross-entropy; every layer projected after each step so ``∏ ‖W_i‖∞ ≤ L``."""
+
+    name: ClassVar[str] = "lipschitz"
+
+    settings: LipschitzConfig
+
+    @property
+    def capturable(self) -> bool:
+        return False
+
+    @property
+    def logit_scale(self) -> float:
+        return self.settings.logit_scale
+
+    def constrain(self, model: nn.Module) -> None:
+        project(model, self.settings)
+
+
 def make_regime(config: TrainConfig) -> Regime:
     """The regime of ``config`` with its hyper-parameters."""
+    if config.regime == "certified":
+        assert config.prop is not None and config.certified is not None  # TrainConfig checks
+        return Certified(config.prop, config.domain, config.certified)
+    if config.regime == "lipschitz":
+        assert config.lipschitz is not None
+        return Lipschitz(config.lipschitz)
     if config.regime == "baseline":
         return Baseline()
     if config.regime == "augment":

@@ -1,7 +1,8 @@
 """One optimisation step per batch, eagerly or replayed from a CUDA graph.
 
 A step is: the batch rows of the training set (held on the device), the regime's region
-around them, the regime's loss (sampler included), backward, the optimizer step, and the
+around them, the regime's loss (sampler included), backward, the optimizer step, the regime's
+:meth:`~robustprop.training.regimes.Regime.constrain` (the lipschitz projection), and the
 batch statistics added to :attr:`StepRunner.totals` (on the device: nothing waits for the GPU
 until someone reads them).
 
@@ -99,6 +100,7 @@ class StepRunner:
         out = self.regime.batch(self.model, x, y, self.regime.region(x), self.generator)
         torch.autograd.backward(out.loss)
         self.optimizer.step()
+        self.regime.constrain(self.model)
         self.totals.add_(out.stats)
 
     def _warmup(self, idx: Tensor) -> None:
@@ -147,6 +149,7 @@ class StepRunner:
                 out = self.regime.batch(self.model, x, y, region, self.generator)
                 torch.autograd.backward(out.loss)
                 self.optimizer.step()
+                self.regime.constrain(self.model)
                 self.totals.add_(out.stats)
         # Capture fails with many error types (an op that synchronises, an unsupported RNG
         # use, an old torch without generator registration); each means "run eagerly".

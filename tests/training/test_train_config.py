@@ -26,7 +26,7 @@ def test_paper_preset() -> None:
 
 @pytest.mark.parametrize("regime", REGIMES)
 def test_default_sampler_is_the_first_listed(regime: str) -> None:
-    prop = make_property("scr") if regime == "constraint" else None
+    prop = make_property("scr") if regime in ("constraint", "certified") else None
     config = TrainConfig.paper(regime, prop=prop)  # type: ignore[arg-type]
     allowed = SAMPLERS[regime]
     assert config.sampler == (allowed[0] if allowed else None)

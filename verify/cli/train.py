@@ -21,7 +21,20 @@ import click
 from robustprop.properties import PROPERTIES, PGDConfig, Property, make_property
 from robustprop.properties.base import REFERENCES
 from robustprop.properties.errors import InputError
-from robustprop.training.config import REGIMES, SAMPLERS, Regime, Sampler, TrainConfig
+from robustprop.training.config import (
+    BOUND_METHODS,
+    CONFIG_PRESETS,
+    PROJECTIONS,
+    REGIMES,
+    SAMPLERS,
+    Bound,
+    CertifiedConfig,
+    LipschitzConfig,
+    Projection,
+    Regime,
+    Sampler,
+    TrainConfig,
+)
 from robustprop.training.data import DATASET_NAMES
 from robustprop.training.loop import RunOptions, TrainingInterrupted, resolve_device
 from robustprop.training.models import ARCHITECTURES
@@ -31,6 +44,10 @@ from robustprop.verify.experiment.train_job import PRESETS, TrainJob, train_to_o
 __all__ = ["command"]
 
 T = TypeVar("T")
+
+#: The presets ``--preset`` offers: the experiment's and the configuration's own.
+_PRESETS = tuple(dict.fromkeys(PRESETS + CONFIG_PRESETS))
+_WITH_PROPERTY = ("constraint", "certified")
 
 _SAMPLERS_HELP = "; ".join(
     f"{regime}: {' | '.join(names)}" for regime, names in SAMPLERS.items() if names
@@ -44,13 +61,18 @@ def _property(
     if name is None:
         if regime == "constraint":
             raise InputError("--regime constraint needs --property sr, lr or scr")
+        if regime == "certified":
+            raise InputError("--regime certified needs --property cr, sr or scr")
         if given:
             flags = ", ".join(f"--{k}" for k in sorted(given))
-            raise InputError(f"{flags}: property parameters need --regime constraint --property")
+            raise InputError(
+                f"{flags}: property parameters need --regime constraint|certified --property"
+            )
         return None
-    if regime != "constraint":
+    if regime not in _WITH_PROPERTY:
         raise InputError(
-            f"--property {name} is trained only by --regime constraint, not by --regime {regime}"
+            f"--property {name} is trained only by --regime constraint or certified, "
+            f"not by --regime {regime}"
         )
     if eps is not None:
         given["eps"] = eps
@@ -75,6 +97,26 @@ class _Flags:
     pgd_step_size: float | None
     pgd_restarts: int | None
     augment_points: int | None
+    certified: dict[str, object]  # CertifiedConfig fields given
+    lipschitz: dict[str, object]  # LipschitzConfig fields given
+
+
+def _regime_settings(
+    regime: Regime, flags: _Flags
+) -> tuple[CertifiedConfig | None, LipschitzConfig | None]:
+    """The certified / lipschitz settings from their flags (defaults for those not given)."""
+    for owner, given in (("certified", flags.certified), ("lipschitz", flags.lipschitz)):
+        if regime != owner and given:
+            names = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(given))
+            raise InputError(f"{names}: only for --regime {owner}, not --regime {regime}")
+    if regime == "certified":
+        return CertifiedConfig(**flags.certified), None  # type: ignore[arg-type]
+    if regime == "lipschitz":
+        lipschitz = dict(flags.lipschitz)
+        if "lipschitz" in lipschitz:
+            lipschitz["bound"] = lipschitz.pop("lipschitz")
+        return None, LipschitzConfig(**lipschitz)  # type: ignore[arg-type]
+    return None, None
 
 
 def _config(
@@ -84,11 +126,13 @@ def _config(
     arch: str,
     seed: int,
     flags: _Flags,
+    preset: str = "paper",
 ) -> TrainConfig:
     # The sampler (per regime) and the architecture are checked by TrainConfig.
-    base = TrainConfig.paper(
-        regime, prop=prop, sampler=cast(Sampler | None, sampler), arch=arch, seed=seed
+    base = TrainConfig.preset(
+        preset, regime, prop=prop, sampler=cast(Sampler | None, sampler), arch=arch, seed=seed
     )
+    certified, lipschitz = _regime_settings(regime, flags)
     pgd = PGDConfig(
         steps=_pick(flags.pgd_steps, base.pgd.steps),
         step_size=_pick(flags.pgd_step_size, base.pgd.step_size),
@@ -112,6 +156,8 @@ def _config(
         seed=base.seed,
         extra_points=_pick(flags.augment_points, base.extra_points),
         domain=base.domain,
+        certified=certified,
+        lipschitz=lipschitz,
     )
 
 
@@ -139,7 +185,8 @@ def _config(
     "prop_name",
     type=TableChoice("property", PROPERTIES),
     default=None,
-    help="constraint: the property whose loss is trained (cr has no differentiable loss).",
+    help="constraint: the property whose loss is trained (sr, lr, scr); certified: the "
+    "property whose margin bound is trained (cr, sr, scr).",
 )
 @click.option(
     "--sampler",
@@ -156,10 +203,11 @@ def _config(
 )
 @click.option(
     "--preset",
-    type=TableChoice("preset", PRESETS),
+    type=TableChoice("preset", _PRESETS),
     default="paper",
     show_default=True,
-    help="Starting values of every hyper-parameter; the flags below override them.",
+    help="Starting values of every hyper-parameter; the flags below override them "
+    "(certified: 30 epochs, lr 1e-3).",
 )
 @click.option("--epochs", type=int, default=None, help="Epochs (paper: 100).")
 @click.option("--batch-size", type=int, default=None, help="Batch size (paper: 128).")
@@ -168,7 +216,12 @@ def _config(
 @click.option("--beta", type=float, default=None, help="Weight β of the second term (paper: 0.2).")
 @click.option("--eps", type=float, default=None, help="Ball radius ε, L∞ (paper: 0.1).")
 @click.option("--delta", type=float, default=None, help="SR: output bound δ (paper: 10).")
-@click.option("--lipschitz", type=float, default=None, help="LR: constant L (paper: 10).")
+@click.option(
+    "--lipschitz",
+    type=float,
+    default=None,
+    help="LR: constant L (paper: 10); --regime lipschitz: the network's bound L (10).",
+)
 @click.option("--eta", type=float, default=None, help="SCR: probability η in (0, 1) (paper: 0.52).")
 @click.option(
     "--reference",
@@ -181,6 +234,35 @@ def _config(
 @click.option("--pgd-restarts", type=int, default=None, help="PGD uniform restarts (paper: 1).")
 @click.option(
     "--augment-points", type=int, default=None, help="augment: extra points per image (paper: 2)."
+)
+@click.option(
+    "--bound",
+    type=TableChoice("bound method", BOUND_METHODS),
+    default=None,
+    help="certified: bounds of the margin, crown-ibp (CROWN-IBP weight 1 -> 0 over the ramp, "
+    "then IBP; default) or ibp.",
+)
+@click.option(
+    "--warmup-epochs", type=int, default=None, help="certified: epochs at ε = 0 first (1)."
+)
+@click.option(
+    "--ramp-epochs", type=int, default=None, help="certified: epochs ramping ε 0 -> ε (10)."
+)
+@click.option(
+    "--kappa-start", type=float, default=None, help="certified: weight κ of CE(x̂) at first (1)."
+)
+@click.option("--kappa-end", type=float, default=None, help="certified: κ after the ramp (0.5).")
+@click.option(
+    "--projection",
+    type=TableChoice("projection", PROJECTIONS),
+    default=None,
+    help="lipschitz: rescale the rows over the budget (rows; default) or the whole matrix.",
+)
+@click.option(
+    "--logit-scale",
+    type=float,
+    default=None,
+    help="lipschitz: train on the cross-entropy of s·f(x) (10; the scores span at most L).",
 )
 @click.option(
     "--arch",
@@ -233,6 +315,13 @@ def command(
     pgd_step_size: float | None,
     pgd_restarts: int | None,
     augment_points: int | None,
+    bound: Bound | None,
+    warmup_epochs: int | None,
+    ramp_epochs: int | None,
+    kappa_start: float | None,
+    kappa_end: float | None,
+    projection: Projection | None,
+    logit_scale: float | None,
     arch: str,
     seed: int,
     device: str,
@@ -246,7 +335,10 @@ def command(
     \b
     Regimes: baseline (cross-entropy); augment (2 extra points per image in the ε-ball,
     uniform or FGSM); adversarial (α·CE(x̂) + β·CE(x′), x′ by FGSM or PGD); constraint
-    (α·CE(x̂) + β·L_C(x′), x′ by PGD on the property; --property sr, lr or scr).
+    (α·CE(x̂) + β·L_C(x′), x′ by PGD on the property; --property sr, lr or scr);
+    certified (κ·CE(x̂) + (1 − κ)·loss on a CROWN-IBP/IBP bound of the property's margin
+    over its region, ε ramped up; --property cr, sr or scr); lipschitz (CE, each layer
+    projected after every step so that the product of the ∞-norms stays ≤ --lipschitz).
     """
     if output.is_dir():
         raise InputError(f"{output}: is a directory, expected an output file name")
@@ -260,6 +352,23 @@ def command(
         raise InputError(
             f"{output}: cannot create {output.parent} ({err.strerror or err})"
         ) from err
+    certified_flags: dict[str, object] = {
+        k: v
+        for k, v in (
+            ("bound", bound),
+            ("warmup_epochs", warmup_epochs),
+            ("ramp_epochs", ramp_epochs),
+            ("kappa_start", kappa_start),
+            ("kappa_end", kappa_end),
+        )
+        if v is not None
+    }
+    lipschitz_flags: dict[str, object] = {
+        k: v for k, v in (("projection", projection), ("logit_scale", logit_scale)) if v is not None
+    }
+    if regime == "lipschitz" and lipschitz is not None:
+        lipschitz_flags["lipschitz"] = lipschitz  # the regime's L, not a property's
+        lipschitz = None
     params = {"delta": delta, "lipschitz": lipschitz, "eta": eta, "reference": reference}
     prop = _property(prop_name, regime, eps, params)
     flags = _Flags(
@@ -273,8 +382,10 @@ def command(
         pgd_step_size,
         pgd_restarts,
         augment_points,
+        certified_flags,
+        lipschitz_flags,
     )
-    config = _config(regime, prop, sampler, arch, seed, flags)
+    config = _config(regime, prop, sampler, arch, seed, flags, preset)
     options = RunOptions(
         device=resolve_device(device),
         resume=resume,
@@ -294,6 +405,9 @@ def command(
     what = config.regime if config.sampler is None else f"{config.regime} ({config.sampler})"
     if prop is not None:
         what += f" {prop.name} {json.dumps(prop.params())}"
+    settings = config.certified or config.lipschitz
+    if settings is not None:
+        what += f" {json.dumps(settings.describe())}"
     click.echo(
         f"trained {config.arch} on {done.train_rows} {done.dataset} rows: {what}; "
         f"epochs: {done.epochs_done}, on {options.device} ({done.step_mode})"

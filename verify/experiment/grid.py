@@ -20,11 +20,12 @@ from typing import Final
 from robustprop.export.metadata import read_metadata
 from robustprop.properties import make_property
 from robustprop.properties.errors import InputError
-from robustprop.training.config import Regime, Sampler, TrainConfig
+from robustprop.training.config import CertifiedConfig, Regime, Sampler, TrainConfig
 from robustprop.training.loop import RunFiles, RunOptions, resolve_device
 from robustprop.verify.experiment.train_job import TrainJob, train_to_onnx
 
 __all__ = [
+    "BEYOND",
     "BIGGER",
     "PAPER_ACCURACY",
     "REGIMES",
@@ -79,6 +80,16 @@ BIGGER: Final[tuple[RegimeSpec, ...]] = (
     ),
 )
 
+#: Regimes beyond the paper (issue #17), for both datasets: certified training of CR, SR and
+#: SCR on sound bounds of the margin over the region, and a network projected to L∞ Lipschitz
+#: constant 10 (LR(ε, 10) holds at every point by construction).
+BEYOND: Final[tuple[RegimeSpec, ...]] = (
+    RegimeSpec("certified-cr", "Certified (CR, CROWN-IBP)", "certified", prop="cr"),
+    RegimeSpec("certified-sr", "Certified (SR, CROWN-IBP)", "certified", prop="sr"),
+    RegimeSpec("certified-scr", "Certified (SCR, CROWN-IBP)", "certified", prop="scr"),
+    RegimeSpec("lipschitz", "Lipschitz projection (L = 10)", "lipschitz"),
+)
+
 #: Table 2 of the paper: test accuracy in % per regime key.
 PAPER_ACCURACY: Final[dict[str, dict[str, float]]] = {
     "fashion-mnist": {
@@ -131,11 +142,21 @@ class TrainedNet:
 
 
 def train_config(spec: RegimeSpec, grid: GridConfig) -> TrainConfig:
-    """The paper's preset for ``spec`` with the grid's epochs, learning rate and seed."""
+    """The paper's preset for ``spec`` with the grid's epochs, learning rate and seed.
+
+    A certified cell fits its schedule into the grid's epochs: ``epochs // 30`` warm-up epochs
+    at ε = 0, then ε ramped to 0.1 over a third of the epochs (at least one); the lipschitz
+    cell keeps its defaults (L = 10, row projection).
+    """
     prop = None if spec.prop is None else make_property(spec.prop, eps=0.1)
     base = TrainConfig.paper(
         spec.regime, prop=prop, sampler=spec.sampler, arch=spec.arch, seed=grid.seed
     )
+    if spec.regime == "certified":
+        schedule = CertifiedConfig(
+            warmup_epochs=grid.epochs // 30, ramp_epochs=max(1, grid.epochs // 3)
+        )
+        return replace(base, epochs=grid.epochs, lr=grid.lr, certified=schedule)
     return replace(base, epochs=grid.epochs, lr=grid.lr)
 
 
