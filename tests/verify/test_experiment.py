@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from robustprop.verify.cli.main import cli
-from robustprop.verify.experiment.grid import REGIMES
-from robustprop.verify.experiment.measure import Measure, measure_all, read_cache
+from robustprop.verify.experiment.grid import BIGGER, REGIMES
+from robustprop.verify.experiment.measure import Measure, measure_all, read_cache, write_cache
+from robustprop.verify.experiment.pipeline import beyond
 
 
 def _quick(tmp: Path, *extra: str) -> Result:
@@ -25,7 +26,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result, R
     first = _quick(tmp)
     for name in ("curves.csv", "certified.csv", "table2.csv"):
         (tmp / f"first-{name}").write_bytes((tmp / "results" / name).read_bytes())
-    second = _quick(tmp)
+    second = _quick(tmp, "--jobs", "2")  # in a process pool: reuses all the same
     return tmp, first, second
 
 
@@ -54,7 +55,15 @@ def test_quick_writes_the_report_tables_and_figures(quick_run: tuple[Path, Resul
     pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
     assert "gtsrb-sr-attack.png" in pngs and "fashion-mnist-slice-bigger-network.png" in pngs
     for name in pngs:
-        assert (out / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        png = out / "figures" / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert png.with_suffix(".pdf").is_file() and png.with_suffix(".svg").is_file()
+    assert "### In plain words" in report and "## Lipschitz robustness" in report
+    page = (out / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == len(pngs)
+    assert "href=" not in page and 'src="figures' not in page
+    if beyond():
+        assert "## Beyond the paper" in report
 
 
 def test_certified_satisfaction_never_exceeds_security(
@@ -76,7 +85,9 @@ def test_a_rerun_reuses_networks_and_measurements(quick_run: tuple[Path, Result,
     tmp, _, second = quick_run
     assert second.exit_code == 0, second.output
     assert "training" not in second.stderr
-    assert second.stderr.count("reusing") == 17  # 7 + 3 bigger + 7
+    n = 2 * (len(REGIMES) + len(beyond())) + len(BIGGER)
+    assert second.stderr.count("reusing") == n  # 7 + 3 bigger + 7, and the beyond cells
+    assert "2 at a time" in second.stderr
     assert "(cached)" in second.stderr and " s)" not in second.stderr.replace("(cached)", "")
     for name in ("curves.csv", "certified.csv"):
         again = _csv(tmp / "results" / name)
@@ -93,6 +104,8 @@ def test_a_rerun_reuses_networks_and_measurements(quick_run: tuple[Path, Result,
         (["--epochs", "0"], "--epochs"),
         (["--cert-props", "sr,xr"], "xr"),
         (["--bigger", "gtsrb", "--datasets", "fashion-mnist"], "gtsrb"),
+        (["--regimes", "baseline,nope"], "nope"),
+        (["--jobs", "0"], "--jobs"),
     ],
 )
 def test_bad_input_exits_2_naming_the_value(tmp_path: Path, args: list[str], culprit: str) -> None:
@@ -158,3 +171,16 @@ def test_an_interrupted_measurement_run_keeps_what_it_finished(tmp_path: Path) -
     )
     assert [line.endswith("(cached)") for line in lines] == [True, True, False, False]
     assert len(read_cache(net)) == 4 and len(rows) == 4
+
+
+def test_two_runs_on_one_network_keep_each_others_measurements(tmp_path: Path) -> None:
+    """Each run holds the cache it read; a write merges what the other run wrote since."""
+    net = tmp_path / "golden.onnx"
+    shutil.copy(Path(__file__).parent / "golden" / "golden.onnx", net)
+    first, second = read_cache(net), read_cache(net)
+    first["a"] = {"from": "first"}
+    write_cache(net, first)
+    second["b"] = {"from": "second"}
+    write_cache(net, second)
+    assert read_cache(net) == {"a": {"from": "first"}, "b": {"from": "second"}}
+    assert second == read_cache(net)

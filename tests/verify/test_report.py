@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -72,7 +73,7 @@ def test_markdown_report_tables_and_figures(real_runs: RealRuns, tmp_path: Path)
     assert sorted(p.name for p in out.parent.iterdir()) == ["report.md", "report_files"]
 
 
-def test_html_report_links_its_figures(real_runs: RealRuns, tmp_path: Path) -> None:
+def test_html_report_embeds_its_figures(real_runs: RealRuns, tmp_path: Path) -> None:
     out = tmp_path / "r.html"
     result = report(real_runs.lr19_a, real_runs.lr19_b, "-o", out)
     assert result.exit_code == 0, result.output
@@ -96,8 +97,13 @@ def test_html_report_links_its_figures(real_runs: RealRuns, tmp_path: Path) -> N
 
     parser = Collect()
     parser.feed(out.read_text())
-    assert parser.images == ["r_files/01-lr-networks.png"]
-    assert_png(tmp_path / parser.images[0])
+    (image,) = parser.images  # embedded: the page needs no file beside it
+    assert image.startswith("data:image/png;base64,")
+    assert (
+        base64.b64decode(image.split(",", 1)[1])
+        == (tmp_path / "r_files" / "01-lr-networks.png").read_bytes()
+    )
+    assert_png(tmp_path / "r_files" / "01-lr-networks.png")
     assert parser.cells[:5] == ["baseline/golden.onnx", "0.1", "1", "0 / 1 / 0", "0.000"]
     assert "dl2/golden.onnx" in parser.cells
 
@@ -133,7 +139,12 @@ def test_rerun_replaces_report_and_figures(real_runs: RealRuns, tmp_path: Path) 
     assert report(real_runs.sweep, "-o", out).exit_code == 0
     assert report(real_runs.lr19_a, "-o", out).exit_code == 0
     figures = sorted(p.name for p in (tmp_path / "r_files").iterdir())
-    assert figures == [".robustprop-report", "01-lr-networks.png"]  # the marker: ours to replace
+    assert figures == [  # the sweep's figures are gone; the marker: ours to replace
+        ".robustprop-report",
+        "01-lr-networks.pdf",
+        "01-lr-networks.png",
+        "01-lr-networks.svg",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.md", "r_files"]
 
 

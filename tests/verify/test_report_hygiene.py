@@ -75,7 +75,12 @@ def test_its_own_folder_is_replaced_and_marked(tmp_path: Path) -> None:
     (tmp_path / "out_files" / "stale.png").write_bytes(b"old figure")
     assert report(CORPUS / "report_ok.json", "-o", out).exit_code == 0
     names = sorted(p.name for p in (tmp_path / "out_files").iterdir())
-    assert names == [".robustprop-report", "01-cr-networks.png"]
+    assert names == [
+        ".robustprop-report",
+        "01-cr-networks.pdf",
+        "01-cr-networks.png",
+        "01-cr-networks.svg",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.md", "out_files"]
 
 

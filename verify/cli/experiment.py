@@ -14,8 +14,13 @@ from robustprop.properties import PROPERTIES
 from robustprop.properties.errors import InputError
 from robustprop.training.data import DATASET_NAMES
 from robustprop.verify.cli.param_types import CommaSeparated
-from robustprop.verify.experiment.grid import GridConfig
-from robustprop.verify.experiment.pipeline import ExperimentConfig, run_experiment, train_grid
+from robustprop.verify.experiment.grid import BIGGER, REGIMES, GridConfig
+from robustprop.verify.experiment.pipeline import (
+    ExperimentConfig,
+    beyond,
+    run_experiment,
+    train_grid,
+)
 from robustprop.verify.experiment.pipeline import quick as quick_config
 
 __all__ = ["command"]
@@ -24,7 +29,10 @@ __all__ = ["command"]
 _FULL: Final = ExperimentConfig()
 
 #: The parameters ``--quick`` reads; every other one given with it would be ignored.
-_QUICK_READS: Final = frozenset({"out", "work_dir", "data_dir", "quick", "train_only"})
+#: (``--jobs`` and ``--regimes`` apply on top of the quick sizes.)
+_QUICK_READS: Final = frozenset(
+    {"out", "work_dir", "data_dir", "quick", "train_only", "jobs", "regimes"}
+)
 
 
 def _floats(flag: str, text: str) -> tuple[float, ...]:
@@ -192,6 +200,19 @@ def _refuse_ignored_by_quick(ctx: click.Context) -> None:
     help="Seed of training (initialisation, order, samples).",
 )
 @click.option(
+    "--jobs",
+    type=int,
+    default=_FULL.jobs,
+    show_default=True,
+    help="Networks measured at the same time, each in its own process.",
+)
+@click.option(
+    "--regimes",
+    default=None,
+    help="Only these cells of the grid (regime keys, comma-separated), e.g. the networks "
+    "already trained; default: every regime.",
+)
+@click.option(
     "--train-only",
     is_flag=True,
     help="Train (or resume) the grid's networks under --work-dir and stop: no measurements.",
@@ -217,6 +238,8 @@ def command(
     timeout: float,
     device: str,
     seed: int,
+    jobs: int,
+    regimes: str | None,
     train_only: bool,
 ) -> None:
     """Train the paper's seven regimes on Fashion-MNIST and GTSRB, measure security and
@@ -230,8 +253,12 @@ def command(
         _refuse_ignored_by_quick(ctx)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a directory (--out)")
+    if jobs < 1:
+        raise InputError(f"--jobs must be >= 1, got {jobs}")
+    keys = tuple(s.key for s in REGIMES + BIGGER + beyond())
+    chosen = None if regimes is None else _names("--regimes", regimes, keys)
     if quick:
-        config = quick_config(out, work_dir, data_dir)
+        config = quick_config(out, work_dir, data_dir, jobs=jobs, regimes=chosen)
     else:
         names = _names("--datasets", datasets, tuple(DATASET_NAMES))
         for flag, value, low in (
@@ -261,6 +288,8 @@ def command(
             cert_props=_names("--cert-props", cert_props, tuple(PROPERTIES)),
             timeout_s=timeout,
             out=out,
+            jobs=jobs,
+            regimes=chosen,
         )
     if train_only:
         nets = train_grid(config, lambda line: click.echo(line, err=True))

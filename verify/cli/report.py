@@ -1,4 +1,7 @@
-"""``verify report``: render run JSON files as a Markdown or HTML report with PNG figures."""
+"""``verify report``: render run JSON files as a Markdown or HTML report with figures.
+
+Figures are PNG (200 dpi) with PDF and SVG beside them; the HTML report embeds its PNGs.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +34,8 @@ __all__ = ["command"]
     type=click.Path(path_type=Path, dir_okay=False),
     default=Path("report.md"),
     show_default=True,
-    help="Report file: .md (GitHub Markdown) or .html; figures go to <stem>_files/ beside it "
+    help="Report file: .md (GitHub Markdown) or .html (self-contained: figures embedded); "
+    "figures (PNG, PDF, SVG) go to <stem>_files/ beside it "
     "(a folder of that name not made by verify report is refused, never replaced).",
 )
 @click.option(

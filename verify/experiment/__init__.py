@@ -5,8 +5,14 @@
 - :mod:`~robustprop.verify.experiment.grid` — the paper's training regimes, trained once;
 - :mod:`~robustprop.verify.experiment.measure` — security, accuracy and certified
   satisfaction of one network, cached;
+- :mod:`~robustprop.verify.experiment.lipschitz` — what the LR counterexamples look like, and
+  whether the paper's PGD finds them;
+- :mod:`~robustprop.verify.experiment.parallel` — several networks measured at once (--jobs);
 - :mod:`~robustprop.verify.experiment.claims` — the paper's claims checked on the measurements;
-- :mod:`~robustprop.verify.experiment.report` — report.md, CSV tables and figures;
+- :mod:`~robustprop.verify.experiment.report` — report.md / report.html, CSV tables, with
+  :mod:`~robustprop.verify.experiment.figures`,
+  :mod:`~robustprop.verify.experiment.lipschitz_report` and
+  :mod:`~robustprop.verify.experiment.html_page`;
 - :mod:`~robustprop.verify.experiment.pipeline` — all of it in order.
 
 Above :mod:`robustprop.verify.report`, below :mod:`robustprop.verify.cli`.

@@ -149,7 +149,14 @@ def read_cache(net: Path) -> dict[str, Any]:
 
 
 def write_cache(net: Path, data: dict[str, Any]) -> None:
-    """Replace the cache file atomically (a killed run leaves the old or the new one)."""
+    """Write ``data`` to the cache file atomically (a killed run leaves the old or the new one).
+
+    Entries on disk that ``data`` lacks (written by another run on the same work dir since
+    ``data`` was read) are kept and added to ``data``: two runs measuring the same network
+    do not erase each other's measurements (barring a write in the instant between the
+    read and the rename)."""
+    for key, value in read_cache(net).items():
+        data.setdefault(key, value)
     text = json.dumps(data, sort_keys=True).encode()
 
     def write(handle: IO[bytes]) -> None:

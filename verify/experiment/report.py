@@ -6,9 +6,13 @@ Files written under the output folder:
 - ``curves.csv`` — security and accuracy per dataset, regime, attack and ε (E1–E4);
 - ``certified.csv`` — satisfaction (holds/violated/unknown), security and accuracy on the
   certified subset, with the stage that decided each verdict;
-- ``figures/*.png`` — one figure per dataset and attack (all regimes), the E1 comparison,
-  the bigger-network comparison, and certified vs empirical per property;
-- ``report.md`` — all of it with the claim-by-claim verdicts, settings, wall time, hardware.
+- ``beyond.csv`` — test accuracy of the regimes beyond the paper (``grid.BEYOND``), if any;
+- ``figures/*.{png,pdf,svg}`` — one figure per dataset and attack (all regimes), the E1
+  comparison, the bigger-network comparison, and certified vs empirical per property
+  (:mod:`robustprop.verify.experiment.figures`);
+- ``report.md`` — all of it with the claim-by-claim verdicts in plain words, where the
+  paper disagrees with itself, the Lipschitz findings, settings, wall time, hardware;
+- ``report.html`` — the same as one self-contained page (figures embedded).
 """
 
 from __future__ import annotations
@@ -22,11 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from robustprop.verify.experiment.claims import Claim
+from robustprop.verify.experiment.claims import Claim, paper_disagreements, verdict_summary
+from robustprop.verify.experiment.figures import draw_figures
 from robustprop.verify.experiment.grid import PAPER_ACCURACY, TrainedNet
+from robustprop.verify.experiment.html_page import html_page
+from robustprop.verify.experiment.lipschitz import LipschitzFinding
+from robustprop.verify.experiment.lipschitz_report import lipschitz_section
 from robustprop.verify.experiment.measure import Row
 from robustprop.verify.formats.text import code_span, markdown_text
-from robustprop.verify.report.plots import Series, sweep_plot
 
 __all__ = ["ReportInput", "hardware", "write_report"]
 
@@ -41,6 +48,8 @@ class ReportInput:
     claims: Sequence[Claim]
     settings: dict[str, Any]
     wall_s: float
+    beyond: Sequence[TrainedNet] = ()  # the regimes beyond the paper (not in Table 2)
+    lipschitz: Sequence[LipschitzFinding] = ()
 
 
 def hardware() -> str:
@@ -71,9 +80,13 @@ def write_report(folder: Path, data: ReportInput) -> Path:
     _table2_csv(folder / "table2.csv", data.nets)
     _rows_csv(folder / "curves.csv", data.curves)
     _rows_csv(folder / "certified.csv", data.certified)
-    pictures = _figures(figures, data)
+    if data.beyond:
+        _table2_csv(folder / "beyond.csv", data.beyond)
+    pictures = draw_figures(figures, data.nets, data.curves, data.certified, data.beyond)
     path = folder / "report.md"
-    path.write_text(_markdown(data, pictures))
+    text = _markdown(data, pictures)
+    path.write_text(text)
+    (folder / "report.html").write_text(html_page(text, folder))
     return path
 
 
@@ -166,87 +179,6 @@ def _opt(value: int | None) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# figures
-
-
-def _series(rows: Sequence[Row], label: str) -> Series:
-    by_eps = sorted(rows, key=lambda r: r.eps)
-    sats = [r.satisfaction for r in by_eps]
-    return Series(
-        label=label,
-        eps=tuple(r.eps for r in by_eps),
-        sat_lo=tuple(None if s is None else s[0] for s in sats),
-        sat_hi=tuple(None if s is None else s[1] for s in sats),
-        security=tuple(r.security for r in by_eps),
-        accuracy=tuple(r.accuracy for r in by_eps),
-    )
-
-
-def _figures(folder: Path, data: ReportInput) -> list[tuple[str, Path]]:
-    """(caption, path) of every figure written."""
-    out: list[tuple[str, Path]] = []
-    labels = {n.spec.key: n.spec.label for n in data.nets}
-    datasets = list(dict.fromkeys(n.dataset for n in data.nets))
-    for ds in datasets:
-        regimes = [n.spec.key for n in data.nets if n.dataset == ds and n.spec.arch == "mlp"]
-        for attack in ("sr", "lr", "scr"):
-            lines = [
-                _series(sel, labels[k])
-                for k in regimes
-                if (sel := _select(data.curves, ds, k, attack))
-            ]
-            if lines:
-                path = folder / f"{ds}-{attack}-attack.png"
-                title = f"{ds}: {attack.upper()} attack, every training regime"
-                sweep_plot(path, title, lines)
-                out.append((title, path))
-        e1 = [
-            _series(sel, f"{labels[k]} vs {attack.upper()} attack")
-            for k in ("adversarial", "constraint-sr", "constraint-lr")
-            for attack in ("sr", "lr", "scr")
-            if k in labels and (sel := _select(data.curves, ds, k, attack))
-        ]
-        if e1:
-            path = folder / f"{ds}-e1-attacks.png"
-            title = f"{ds}: E1, one network against each attack (paper Figs. 2, 12-14)"
-            sweep_plot(path, title, e1)
-            out.append((title, path))
-        big = [
-            _series(sel, labels[k])
-            for k in (
-                "baseline",
-                "augment-fgsm",
-                "constraint-sr",
-                "big-baseline",
-                "big-augment-fgsm",
-                "big-constraint-sr",
-            )
-            if k in labels and (sel := _select(data.curves, ds, k, "scr"))
-        ]
-        if any(n.spec.arch != "mlp" for n in data.nets if n.dataset == ds) and big:
-            path = folder / f"{ds}-bigger-network.png"
-            title = f"{ds}: paper MLP vs bigger MLP, SCR attack (paper Fig. 11)"
-            sweep_plot(path, title, big)
-            out.append((title, path))
-        for prop in sorted({r.prop for r in data.certified if r.dataset == ds}):
-            lines = [
-                _series(sel, labels.get(k, k))
-                for k in regimes
-                if (sel := _select(data.certified, ds, k, prop))
-            ]
-            if lines:
-                path = folder / f"{ds}-{prop}-certified.png"
-                title = f"{ds}: {prop.upper()} certified satisfaction vs security vs accuracy"
-                sweep_plot(path, title, lines)
-                out.append((title, path))
-    return out
-
-
-def _select(rows: Sequence[Row], ds: str, regime: str, prop: str) -> list[Row]:
-    return [r for r in rows if r.dataset == ds and r.regime == regime and r.prop == prop]
-
-
-# --------------------------------------------------------------------------------------------
 # Markdown
 
 
@@ -295,12 +227,62 @@ def _markdown(data: ReportInput, pictures: list[tuple[str, Path]]) -> str:
     for c in data.claims:
         if c.evidence:
             lines.append(f"- **{c.name} ({c.dataset})**: " + "; ".join(c.evidence))
+    lines += ["", "### In plain words", ""]
+    lines += verdict_summary(data.claims)
+    lines += ["", "### Where the paper disagrees with itself", ""]
+    datasets = list(dict.fromkeys(n.dataset for n in data.nets))
+    lines += [f"- {t}" for t in paper_disagreements(data.curves, datasets, PAPER_ACCURACY)]
+    labels = {n.spec.key: n.spec.label for n in [*data.nets, *data.beyond]}
+    lines += ["", "## Lipschitz robustness: what the attack finds", ""]
+    lines += lipschitz_section(data.lipschitz, labels)
+    extra = {n.spec.key for n in data.beyond}
     lines += ["", "## Certified satisfaction next to security and accuracy", ""]
-    lines += _certified_md(data.certified, {n.spec.key: n.spec.label for n in data.nets})
+    lines += _certified_md([r for r in data.certified if r.regime not in extra], labels)
+    if data.beyond:
+        lines += ["", "## Beyond the paper", ""]
+        lines += _beyond_md(data.beyond, [r for r in data.certified if r.regime in extra])
     lines += ["", "## Figures", ""]
     for caption, path in pictures:
-        lines += [f"![{caption}](figures/{path.name})", "", f"*{caption}*", ""]
+        stem = f"figures/{path.stem}"
+        lines += [
+            f"![{caption}](figures/{path.name})",
+            "",
+            f"*{caption}* (vector: [PDF]({stem}.pdf), [SVG]({stem}.svg))",
+            "",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _beyond_md(nets: Sequence[TrainedNet], rows: Sequence[Row]) -> list[str]:
+    """The regimes beyond the paper: accuracy, then every certified cell of each."""
+    out = [
+        "Regimes the paper did not train (certified or Lipschitz training), measured like "
+        "the others: test accuracy, and per property and ε the certified satisfaction, "
+        "security (the verifier's PGD) and accuracy (uniform sampling) on the certified "
+        "points.",
+        "",
+        "| dataset | regime | test accuracy (%) | property | ε | holds / violated / unknown "
+        "| satisfaction | security | accuracy (sampling) |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for n in nets:
+        mine = [r for r in rows if r.dataset == n.dataset and r.regime == n.spec.key]
+        head = f"| {n.dataset} | {n.spec.label} | {100 * n.test_accuracy:.1f} |"
+        if not mine:
+            out.append(head + " — | — | not measured | | | |")
+        for r in mine:
+            out.append(
+                f"{head} {r.prop.upper()} | {r.eps:g} | {r.holds} / {r.violated} / {r.unknown} "
+                f"| {_sat_text(r)} | {_num(r.security)} | {_num(r.accuracy)} |"
+            )
+    return out
+
+
+def _sat_text(r: Row) -> str:
+    sat = r.satisfaction
+    if sat is None:
+        return ""
+    return f"{sat[0]:.3f}" if sat[0] == sat[1] else f"[{sat[0]:.3f}, {sat[1]:.3f}]"
 
 
 def _measured_s(data: ReportInput) -> float:
@@ -377,21 +359,18 @@ def _certified_md(rows: Sequence[Row], labels: dict[str, str]) -> list[str]:
     out += _certified_summary(rows)
     out += [
         "",
-        "| dataset | regime | property | ε | points | holds / violated / unknown | "
+        "| dataset | regime | property | ε | points | holds / violated / unknown | decided | "
         "satisfaction | security | accuracy | decided by |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        sat = r.satisfaction
-        sat_text = (
-            ""
-            if sat is None
-            else (f"{sat[0]:.3f}" if sat[0] == sat[1] else f"[{sat[0]:.3f}, {sat[1]:.3f}]")
-        )
+        sat_text = _sat_text(r)
         stages = ", ".join(f"{k} {v}" for k, v in sorted(r.stages.items()))
+        decided = (r.holds or 0) + (r.violated or 0)
         out.append(
             f"| {r.dataset} | {labels.get(r.regime, r.regime)} | {r.prop.upper()} | {r.eps:g} | "
-            f"{r.points} | {r.holds} / {r.violated} / {r.unknown} | {sat_text} | "
+            f"{r.points} | {r.holds} / {r.violated} / {r.unknown} | "
+            f"{decided / max(r.points, 1):.2f} | {sat_text} | "
             f"{_num(r.security)} | {_num(r.accuracy)} | {stages} |"
         )
     return out

@@ -6,10 +6,14 @@ markup, since names come from files (a network path may hold ``|``, ``*``, ``$``
 control characters or bytes that are not UTF-8): ``markdown_text`` for Markdown, and
 ``printable`` then ``html.escape`` for HTML (both from :mod:`robustprop.verify.formats.text`),
 so a name is always shown and never interpreted.
+
+The HTML page is self-contained: its figures are embedded as ``data:`` URIs (PNG), so it
+can be mailed or archived alone; the Markdown links the figure files beside it.
 """
 
 from __future__ import annotations
 
+import base64
 import html as _html
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +23,7 @@ from urllib.parse import quote
 from robustprop.verify.formats.text import markdown_text, printable
 from robustprop.verify.report.model import Figure, RunRecord, Section, section_title
 
-__all__ = ["Table", "html", "markdown", "notes", "table"]
+__all__ = ["Table", "data_uri", "html", "markdown", "notes", "table"]
 
 _NA = "—"  # metric not measured in that run
 _MAX_INDICES = 10  # in a table cell; the notes list them all
@@ -164,6 +168,11 @@ def _md_table(t: Table) -> list[str]:
     return lines
 
 
+def _vector_links(relpath: str) -> str:
+    stem = relpath.rsplit(".", 1)[0]
+    return f"Vector versions: [PDF]({quote(stem)}.pdf), [SVG]({quote(stem)}.svg)"
+
+
 def markdown(
     sections: Sequence[Section], figures: Sequence[Figure], inputs: Sequence[Path], version: str
 ) -> str:
@@ -181,6 +190,7 @@ def markdown(
         out += [f"## {number}. {markdown_text(section_title(section))}", ""]
         out += _md_table(table(section))
         out += ["", f"![{markdown_text(figure.caption)}]({quote(figure.relpath)})", ""]
+        out += [_vector_links(figure.relpath), ""]
         out += ["Runs:", ""]
         for r in section.runs:
             out.append(f"- **{markdown_text(_run_heading(r))}**: {markdown_text(_provenance(r))}")
@@ -209,6 +219,11 @@ def _h(text: str) -> str:
     return _html.escape(printable(text), quote=True)
 
 
+def data_uri(png: bytes) -> str:
+    """``png`` as a ``data:`` URI, for an ``<img src>`` that needs no file beside the page."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
 def _html_table(t: Table) -> list[str]:
     lines = ["<table>", "<tr>" + "".join(f"<th>{_h(c)}</th>" for c in t.header) + "</tr>"]
     for row in t.rows:
@@ -222,8 +237,16 @@ def _html_table(t: Table) -> list[str]:
 
 
 def html(
-    sections: Sequence[Section], figures: Sequence[Figure], inputs: Sequence[Path], version: str
+    sections: Sequence[Section],
+    figures: Sequence[Figure],
+    inputs: Sequence[Path],
+    version: str,
+    images: Sequence[bytes] | None = None,
 ) -> str:
+    """The report as one HTML page; ``images``: each figure's PNG bytes, embedded (None:
+    the page links ``figure.relpath`` instead)."""
+    if images is not None and len(images) != len(figures):
+        raise ValueError(f"{len(images)} images for {len(figures)} figures")
     n_runs = sum(len(s.runs) for s in sections)
     out = [
         "<!DOCTYPE html>",
@@ -245,8 +268,9 @@ def html(
     for number, (section, figure) in enumerate(zip(sections, figures, strict=True), 1):
         out.append(f"<h2>{number}. {_h(section_title(section))}</h2>")
         out += _html_table(table(section))
+        src = quote(figure.relpath) if images is None else data_uri(images[number - 1])
         out.append(
-            f'<figure><img src="{_h(quote(figure.relpath))}" alt="{_h(figure.caption)}">'
+            f'<figure><img src="{_h(src)}" alt="{_h(figure.caption)}">'
             f"<figcaption>{_h(figure.caption)}</figcaption></figure>"
         )
         out.append("<p>Runs:</p><ul>")

@@ -130,7 +130,8 @@ def write_report(
     inputs: Sequence[Path],
     version: str,
 ) -> list[Figure]:
-    """Write the report at ``out`` (Markdown or HTML by suffix) and its PNG figures.
+    """Write the report at ``out`` (Markdown or HTML by suffix) and its figures (PNG, with
+    PDF and SVG beside each; the HTML page embeds the PNGs and needs no other file).
 
     Figures go to ``<stem>_files/`` beside ``out`` (replacing an earlier one that this
     command made, see the module docstring). Everything is built in a temporary folder next
@@ -154,8 +155,9 @@ def write_report(
         figures = [section_figure(s, i + 1, staging, files_name) for i, s in enumerate(groups)]
         if fmt == "markdown":
             text = markdown(groups, figures, inputs, version)
-        else:
-            text = html(groups, figures, inputs, version)
+        else:  # self-contained: the figures embedded (the files stay beside it too)
+            images = [(staging / Path(f.relpath).name).read_bytes() for f in figures]
+            text = html(groups, figures, inputs, version, images)
         (tmp / target.name).write_text(text, encoding="utf-8")
         _swap_in(staging, final_files, tmp / "previous")
         os.replace(tmp / target.name, target)
