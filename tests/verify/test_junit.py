@@ -75,9 +75,10 @@ def test_junit_counts_match_the_json(real_runs: RealRuns, tmp_path: Path) -> Non
 
     unknown = root.findall("testsuite")[1].find("testcase/skipped")
     assert unknown is not None
-    assert unknown.get("message") == (
-        "unknown at point 0, label 0: box 1: not tried, time limit reached"
-    )
+    # the worker's "not tried, time limit reached" or the pool's "timeout after …": a race
+    reason = load(real_runs.unknown)["points"][0]["reason"]
+    assert "time limit" in reason or "timeout" in reason, reason
+    assert unknown.get("message") == f"unknown at point 0, label 0: {reason}"
     sweep_names = [c.get("name") for c in root.findall("testsuite")[2:] for c in c.iter("testcase")]
     assert sweep_names == ["point 0 (CR eps=0.1)", "point 0 (CR eps=0.31)", "point 0 (CR eps=0.35)"]
 
