@@ -43,7 +43,7 @@ def test_dataset_option_overrides_missing_metadata(tmp_path: Path) -> None:
     out = tmp_path / "m.onnx"
     runner = CliRunner()
     result = runner.invoke(cli, ["export", str(ckpt), "-o", str(out)])
-    assert result.exit_code == 2 and "pass --dataset" in result.stderr and not out.exists()
+    assert result.exit_code == 2 and "pass --data NAME" in result.stderr and not out.exists()
     result = runner.invoke(
         cli, ["export", str(ckpt), "-o", str(out), "--dataset", "fashion-mnist-slice"]
     )

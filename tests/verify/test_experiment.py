@@ -120,7 +120,7 @@ def test_bad_input_exits_2_naming_the_value(tmp_path: Path, args: list[str], cul
     ("extra", "named"),
     [
         (["--epochs", "5"], ["--epochs"]),
-        (["--datasets", "gtsrb", "--points", "3"], ["--datasets", "--points"]),
+        (["--datasets", "gtsrb", "--points", "3"], ["--data", "--points"]),
         (["--epochs", "100", "--device", "cpu"], ["--epochs", "--device"]),  # even the defaults
     ],
 )

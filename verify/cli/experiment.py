@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
@@ -13,7 +14,7 @@ from click.core import ParameterSource
 from robustprop.properties import PROPERTIES
 from robustprop.properties.errors import InputError
 from robustprop.training.data import DATASET_NAMES
-from robustprop.verify.cli.param_types import CommaSeparated
+from robustprop.verify.cli.param_types import CommaSeparated, OldNames
 from robustprop.verify.experiment.grid import BIGGER, REGIMES, GridConfig
 from robustprop.verify.experiment.pipeline import (
     ExperimentConfig,
@@ -31,8 +32,12 @@ _FULL: Final = ExperimentConfig()
 #: The parameters ``--quick`` reads; every other one given with it would be ignored.
 #: (``--jobs`` and ``--regimes`` apply on top of the quick sizes.)
 _QUICK_READS: Final = frozenset(
-    {"out", "work_dir", "data_dir", "quick", "train_only", "jobs", "regimes"}
+    {"out", "work_dir", "data_dir", "quick", "train_only", "jobs", "regimes", "progress"}
 )
+
+
+#: Every regime key ``--regimes`` accepts (the paper's, the bigger networks', beyond).
+_REGIME_KEYS: Final = tuple(s.key for s in REGIMES + BIGGER + beyond())
 
 
 def _floats(flag: str, text: str) -> tuple[float, ...]:
@@ -62,7 +67,7 @@ def _listed(values: tuple[float, ...] | tuple[str, ...]) -> str:
 def _refuse_ignored_by_quick(ctx: click.Context) -> None:
     """``--quick`` sets every size itself: refuse flags it would silently ignore."""
     ignored = [
-        max(param.opts, key=len)
+        next(o for o in param.opts if o.startswith("--"))
         for param in ctx.command.params
         if param.name is not None
         and param.name not in _QUICK_READS
@@ -78,7 +83,11 @@ def _refuse_ignored_by_quick(ctx: click.Context) -> None:
 @click.command("experiment")
 @click.option(
     "-o",
+    "--output",
     "--out",
+    "out",
+    cls=OldNames,
+    old=("--out",),
     type=click.Path(path_type=Path, dir_okay=True, file_okay=False),
     default=_FULL.out,
     show_default=True,
@@ -104,7 +113,11 @@ def _refuse_ignored_by_quick(ctx: click.Context) -> None:
     "refuses the size flags below.",
 )
 @click.option(
+    "--data",
     "--datasets",
+    "datasets",
+    cls=OldNames,
+    old=("--datasets",),
     type=CommaSeparated(DATASET_NAMES),
     default=_listed(_FULL.datasets),
     show_default=True,
@@ -208,6 +221,8 @@ def _refuse_ignored_by_quick(ctx: click.Context) -> None:
 )
 @click.option(
     "--regimes",
+    type=CommaSeparated(_REGIME_KEYS),
+    metavar="KEY[,...]",
     default=None,
     help="Only these cells of the grid (regime keys, comma-separated), e.g. the networks "
     "already trained; default: every regime.",
@@ -216,6 +231,11 @@ def _refuse_ignored_by_quick(ctx: click.Context) -> None:
     "--train-only",
     is_flag=True,
     help="Train (or resume) the grid's networks under --work-dir and stop: no measurements.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bars on stderr (default: when stderr is a terminal).",
 )
 @click.pass_context
 def command(
@@ -241,10 +261,11 @@ def command(
     jobs: int,
     regimes: str | None,
     train_only: bool,
+    progress: bool | None,
 ) -> None:
     """Train the paper's seven regimes on Fashion-MNIST and GTSRB, measure security and
     accuracy against SR/LR/SCR attacks over ε (E1–E4), decide certified satisfaction on a
-    fixed subset, check the paper's claims, and write report.md, CSVs and PNGs to --out.
+    fixed subset, check the paper's claims, and write report.md, CSVs and PNGs to --output.
 
     Networks and measurements are cached under --work-dir: a rerun measures only what is
     missing. Defaults are the paper's training preset (100 epochs, lr 1e-4).
@@ -252,15 +273,16 @@ def command(
     if quick:
         _refuse_ignored_by_quick(ctx)
     if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a directory (--out)")
+        raise InputError(f"{out}: exists and is not a directory (--output)")
     if jobs < 1:
         raise InputError(f"--jobs must be >= 1, got {jobs}")
-    keys = tuple(s.key for s in REGIMES + BIGGER + beyond())
-    chosen = None if regimes is None else _names("--regimes", regimes, keys)
+    chosen = None if regimes is None else _names("--regimes", regimes, _REGIME_KEYS)
+    show = sys.stderr.isatty() if progress is None else progress
     if quick:
         config = quick_config(out, work_dir, data_dir, jobs=jobs, regimes=chosen)
+        config = replace(config, grid=replace(config.grid, progress=show))
     else:
-        names = _names("--datasets", datasets, tuple(DATASET_NAMES))
+        names = _names("--data", datasets, tuple(DATASET_NAMES))
         for flag, value, low in (
             ("--epochs", epochs, 1),
             ("--points", curve_points, 0),
@@ -276,9 +298,7 @@ def command(
             raise InputError(f"--lr must be > 0, got {lr}")
         config = ExperimentConfig(
             datasets=names,
-            grid=GridConfig(
-                epochs, lr, train_limit, seed, data_dir, work_dir, device, sys.stderr.isatty()
-            ),
+            grid=GridConfig(epochs, lr, train_limit, seed, data_dir, work_dir, device, show),
             bigger=_names("--bigger", bigger, names),
             curve_eps=_floats("--eps", curve_eps),
             curve_points=curve_points,

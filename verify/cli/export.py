@@ -11,7 +11,7 @@ from robustprop.export.onnx_export import export_onnx
 from robustprop.properties.errors import InputError
 from robustprop.training.checkpoint import load_checkpoint
 from robustprop.training.data import DATASET_NAMES, load_dataset
-from robustprop.verify.cli.param_types import NameOrFile
+from robustprop.verify.cli.param_types import NameOrFile, OldNames
 from robustprop.verify.experiment.train_job import PARITY_POINTS
 
 __all__ = ["command"]
@@ -27,7 +27,11 @@ __all__ = ["command"]
     help="ONNX file to write (replaced atomically).",
 )
 @click.option(
+    "--data",
     "--dataset",
+    "dataset",
+    cls=OldNames,
+    old=("--dataset",),
     type=NameOrFile(DATASET_NAMES, ".npz"),
     default=None,
     help="Dataset whose test split feeds the parity check (default: the checkpoint's).",
@@ -47,7 +51,7 @@ def command(checkpoint: Path, output: Path, dataset: str | None, data_dir: Path 
     ckpt = load_checkpoint(checkpoint)
     name = dataset or ckpt.metadata.get("dataset")
     if not name:
-        raise InputError(f"{checkpoint}: no 'dataset' in its metadata; pass --dataset NAME")
+        raise InputError(f"{checkpoint}: no 'dataset' in its metadata; pass --data NAME")
     data = load_dataset(name, "test", data_dir)
     if data.n_inputs != ckpt.n_inputs:
         raise InputError(

@@ -21,21 +21,49 @@ from robustprop.verify.cli.version import tool_version
 from robustprop.verify.formats.text import printable
 from robustprop.verify.run.signals import Interrupted
 
+_DEBUG_KEY = "robustprop.debug"
+
 
 def _one_line(err: BaseException) -> str:
     """The message of ``err`` on one line (library and numpy messages may span several)."""
     return printable(" ".join(str(err).split()))
 
 
+def _debug(ctx: click.Context) -> bool:
+    """``verify --debug …`` or ``--debug`` after a subcommand (see :func:`_add_debug`)."""
+    return bool(ctx.params.get("debug")) or bool(ctx.meta.get(_DEBUG_KEY))
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[_DEBUG_KEY] = True  # meta is shared by every context of one invocation
+
+
+def _add_debug(command: click.Command) -> None:
+    """Accept ``--debug`` after ``command`` (and its subcommands) too."""
+    command.params.append(
+        click.Option(
+            ["--debug"],
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_set_debug,
+            help="Show tracebacks for errors (as verify --debug).",
+        )
+    )
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _add_debug(sub)
+
+
 class _Group(click.Group):
     """Maps library exceptions to exit codes instead of tracebacks."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        debug = bool(ctx.params.get("debug"))
         try:
             return super().invoke(ctx)
         except RobustpropError as err:
-            if debug:
+            if _debug(ctx):
                 traceback.print_exc()
             click.echo(f"error: {_one_line(err)}", err=True)
             sys.exit(err.exit_code)
@@ -46,7 +74,7 @@ class _Group(click.Group):
             click.echo(str(stopped), err=True)
             sys.exit(stopped.exit_code)
         except Exception as err:  # a bug: say so in one line, exit 3
-            if debug:
+            if _debug(ctx):
                 traceback.print_exc()
             click.echo(
                 f"internal error: {type(err).__name__}: {_one_line(err)} (rerun with --debug)",
@@ -66,6 +94,7 @@ def cli(debug: bool, verbose: int) -> None:
 
 
 for _module in (train, export, run, vnnlib, report, experiment, data):
+    _add_debug(_module.command)
     cli.add_command(_module.command)
 
 

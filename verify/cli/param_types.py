@@ -5,15 +5,19 @@ copied list, so ``--help`` and shell completion offer exactly what the library a
 
 - :class:`TableChoice`: one name from a table; an unknown name is the library's one-line
   :class:`~robustprop.properties.errors.InputError` (``unknown regime 'x'; valid: …``, exit 2).
-- :class:`NameOrFile`: a name from a table or a file (``--dataset fashion-mnist`` or
-  ``--dataset my.npz``); completion offers both, the library checks the value.
-- :class:`CommaSeparated`: names from a table joined by commas (``--datasets a,b``);
+- :class:`NameOrFile`: a name from a table or a file (``--data fashion-mnist`` or
+  ``--data my.npz``); completion offers both, the library checks the value.
+- :class:`CommaSeparated`: names from a table joined by commas (``--data a,b``);
   completion completes the name after the last comma, the command checks the names.
+
+:class:`OldNames` is the option class of a renamed option: its old spellings still work but
+``--help`` shows only the new ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import copy
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import click
@@ -21,7 +25,7 @@ from click.shell_completion import CompletionItem
 
 from robustprop.properties.errors import InputError
 
-__all__ = ["CommaSeparated", "NameOrFile", "TableChoice"]
+__all__ = ["CommaSeparated", "NameOrFile", "OldNames", "TableChoice"]
 
 
 class TableChoice(click.Choice[str]):
@@ -85,3 +89,19 @@ class CommaSeparated(click.ParamType[str]):
         return [
             CompletionItem(prefix + n) for n in self.names if n.startswith(last) and n not in given
         ]
+
+
+class OldNames(click.Option):
+    """A renamed option: ``old=("--dataset",)`` are accepted as before, left out of ``--help``."""
+
+    def __init__(self, *args: Any, old: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.old = tuple(old)
+        unknown = [name for name in self.old if name not in self.opts]
+        if unknown:
+            raise ValueError(f"old names {unknown} are not names of {self.opts}")
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        shown = copy.copy(self)
+        shown.opts = [name for name in self.opts if name not in self.old]
+        return click.Option.get_help_record(shown, ctx)

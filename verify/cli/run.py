@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -13,15 +12,16 @@ import click
 
 from robustprop.api import check, for_property, load
 from robustprop.lazy import load as load_heavy
-from robustprop.properties import PROPERTIES, Domain, PGDConfig, Property, make_property
+from robustprop.properties import PROPERTIES
 from robustprop.properties.base import REFERENCES
 from robustprop.properties.errors import InputError, InternalError
 from robustprop.training.cache import cache_dir
 from robustprop.training.data import SPLITS
 from robustprop.verify.cli.param_types import TableChoice
 from robustprop.verify.cli.printout import print_summary
+from robustprop.verify.cli.run_flags import RunFlags
 from robustprop.verify.cli.version import tool_version
-from robustprop.verify.engine.network import SUPPORTED_OPS, parse_stats
+from robustprop.verify.engine.network import SUPPORTED_OPS
 from robustprop.verify.formats.output_file import check_output, is_stdout, writes_in_place
 from robustprop.verify.formats.text import printable
 from robustprop.verify.report.document import sweep_document, to_json, write_json
@@ -191,6 +191,8 @@ def _split_metrics(value: str) -> tuple[str, ...]:
 )
 @click.option("--min-security", type=float, default=None, help="Gate: minimum PGD security.")
 @click.option(
+    "-o",
+    "--output",
     "--json",
     "json_out",
     type=click.Path(path_type=Path),
@@ -249,7 +251,11 @@ def _split_metrics(value: str) -> tuple[str, ...]:
     default=None,
     help="Input box LO,HI of the regions (default: the model's 'domain' metadata, else 0,1).",
 )
-@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr (default: when stderr is a terminal).",
+)
 def command(**params: Any) -> None:
     """Decide a robustness property on data points of an ONNX network.
 
@@ -326,7 +332,9 @@ def command(**params: Any) -> None:
     with stop_on_signals() as signals, redirect():
         for prop in props:
             bar = ProgressBar(
-                flags.points, disabled=flags.no_progress, label=f"{prop.name} eps={prop.eps:g}"
+                flags.points,
+                disabled=not flags.show_progress(),
+                label=f"{prop.name} eps={prop.eps:g}",
             )
             try:
                 result = check(
@@ -396,101 +404,6 @@ def command(**params: Any) -> None:
     for line in failed:
         click.echo(f"gate failed: {line}", err=True)
     sys.exit(1 if failed else 0)
-
-
-@dataclass(frozen=True)
-class RunFlags:
-    """The command line of ``verify run``, as click parsed it (one field per option)."""
-
-    prop_name: str
-    net: Path
-    data: str | None
-    data_dir: Path | None
-    split: str
-    points: int
-    point_seed: int | None
-    eps: str
-    delta: float | None
-    lipschitz: float | None
-    eta: float | None
-    reference: str
-    metrics: str
-    backend: str
-    strategy: str
-    device: str
-    timeout_s: float
-    max_time_s: float | None
-    jobs: int
-    tau: float
-    attack_preset: str
-    attack_steps: int | None
-    restarts: int | None
-    samples: int
-    seed: int
-    min_satisfaction: float | None
-    require: str | None
-    gate_on: str
-    min_security: float | None
-    json_out: Path | None
-    junit_out: Path | None
-    store: Path | None
-    no_cache: bool
-    trust_store: bool
-    executor: str
-    address: str | None
-    export_vnnlib: Path | None
-    input_mean: str | None
-    input_std: str | None
-    domain_text: str | None
-    no_progress: bool
-
-    def stats(self, name: str) -> tuple[float, ...] | None:
-        """``--input-mean`` or ``--input-std`` as numbers (None: not given)."""
-        text = getattr(self, f"input_{name}")
-        return None if text is None else parse_stats(text, f"--input-{name}")
-
-    def domain(self) -> Domain | None:
-        """``--domain LO,HI`` (None: the model's metadata, else [0, 1])."""
-        values = () if self.domain_text is None else parse_stats(self.domain_text, "--domain")
-        if self.domain_text is not None and len(values) != 2:
-            raise InputError(f"--domain: expected LO,HI, got {self.domain_text!r}")
-        return Domain(*values) if values else None
-
-    def properties(self) -> list[Property]:
-        """One property per ε of ``--eps`` with the other parameters given."""
-        props = []
-        for e in _eps_list(self.eps):
-            params: dict[str, float | str] = {"eps": e, "reference": self.reference}
-            for name in ("delta", "lipschitz", "eta"):
-                value = getattr(self, name)
-                if value is not None:
-                    params[name] = value
-            try:
-                props.append(make_property(self.prop_name, **params))
-            except InputError as err:
-                raise InputError(f"--property {self.prop_name}: {err}") from err
-        return props
-
-    def pgd(self) -> PGDConfig:
-        """The attack preset with ``--attack-steps`` / ``--restarts`` applied."""
-        pgd = ATTACK_PRESETS[self.attack_preset]()
-        if self.attack_steps is not None:
-            pgd = replace(pgd, steps=self.attack_steps)
-        if self.restarts is not None:
-            pgd = replace(pgd, restarts=self.restarts)
-        return pgd
-
-
-def _eps_list(raw: str) -> list[float]:
-    values = []
-    for item in raw.split(","):
-        try:
-            values.append(float(item))
-        except ValueError as err:
-            raise InputError(f"--eps: {item.strip()!r} is not a number") from err
-    if not values:
-        raise InputError("--eps: give at least one value")
-    return values
 
 
 def _default_store(json_out: Path | None) -> Path:

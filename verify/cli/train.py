@@ -38,7 +38,7 @@ from robustprop.training.config import (
 from robustprop.training.data import DATASET_NAMES
 from robustprop.training.loop import RunOptions, TrainingInterrupted, resolve_device
 from robustprop.training.models import ARCHITECTURES
-from robustprop.verify.cli.param_types import NameOrFile, TableChoice
+from robustprop.verify.cli.param_types import NameOrFile, OldNames, TableChoice
 from robustprop.verify.experiment.train_job import PRESETS, TrainJob, train_to_onnx
 
 __all__ = ["command"]
@@ -163,7 +163,11 @@ def _config(
 
 @click.command("train")
 @click.option(
+    "--data",
     "--dataset",
+    "dataset",
+    cls=OldNames,
+    old=("--dataset",),
     required=True,
     type=NameOrFile(DATASET_NAMES, ".npz"),
     help="A dataset name, or an .npz file with x, y (or x_train ... y_test).",

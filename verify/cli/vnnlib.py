@@ -3,8 +3,8 @@
 One instance (``--net``, ``--spec``; either may be gzip-compressed): stdout's first line is
 ``sat``, ``unsat``, ``timeout`` or ``unknown``; after ``sat`` the replay-confirmed witness
 ``((X_0 v) ... (Y_0 v) ...)`` with the outputs computed by onnxruntime on the model as it is,
-values written with ``repr`` (full precision). ``--results-file`` writes the same text to a
-file, atomically (VNN-COMP's result file; ``error`` when the instance could not be run).
+values written with ``repr`` (full precision). ``-o``/``--results-file`` writes the same text to
+a file, atomically (VNN-COMP's result file; ``error`` when the instance could not be run).
 
 A batch (``--instances instances.csv``): every instance of the CSV with its own timeout (times
 ``--timeout-scale``, at most ``--timeout``), a table line per instance as it is decided and the
@@ -79,7 +79,10 @@ EXIT_CODES = ("vnncomp", "verdict")
     help="With --instances: multiply each instance's timeout by this factor.",
 )
 @click.option(
+    "-o",
+    "--output",
     "--results-file",
+    "results_file",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write VNN-COMP's result file: sat/unsat/timeout/unknown/error, then the "
     "counterexample after sat.",

@@ -34,6 +34,7 @@ import numpy as np
 from robustprop.properties.spec import Atom, Disjunct, Negation
 from robustprop.verify.engine.backends.base import BackendName, SolverOutcome, group_by_box
 from robustprop.verify.engine.backends.marabou import RELAXATION
+from robustprop.verify.engine.backends.portfolio import racer_reason
 from robustprop.verify.engine.backends.registry import get_backend
 from robustprop.verify.engine.isolation import Failure, run_isolated
 from robustprop.verify.engine.network import Network
@@ -267,6 +268,6 @@ def _run(
     )
     if isinstance(result, Failure):
         return SolverOutcome(
-            Status.UNKNOWN, None, f"{backend.value}: {result.reason}", result.time_s
+            Status.UNKNOWN, None, racer_reason(backend.value, result.reason), result.time_s
         )
     return result

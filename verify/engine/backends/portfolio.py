@@ -60,7 +60,15 @@ from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Network
 from robustprop.verify.engine.verdict import Status
 
-__all__ = ["MARABOU_SHARE", "PortfolioBackend", "race", "valid_point"]
+__all__ = [
+    "MARABOU_SHARE",
+    "PortfolioBackend",
+    "Report",
+    "race",
+    "racer_reason",
+    "unknown_reason",
+    "valid_point",
+]
 
 log = logging.getLogger(__name__)
 
@@ -124,18 +132,27 @@ class PortfolioBackend:
         answer = _verdict(network, negation, reports)
         if answer is not None:
             status, x, reason = answer
-            return SolverOutcome(status, x, f"portfolio: {reason}", elapsed)
+            return SolverOutcome(status, x, racer_reason("portfolio", reason), elapsed)
         # No definitive answer: hand on an unconfirmed point (the caller's replay and margin
         # retry deal with it), else unknown with every racer's reason.
         for r in reports:
             if r is not None and r.status is Status.VIOLATED:
-                return SolverOutcome(
-                    Status.VIOLATED, r.x, f"portfolio: {r.racer}: {r.reason}", elapsed
-                )
-        reasons = [f"{r.racer}: {r.reason}" for r in reports if r is not None]
-        return SolverOutcome(
-            Status.UNKNOWN, None, "portfolio: " + ("; ".join(reasons) or "no answer"), elapsed
-        )
+                reason = racer_reason("portfolio", racer_reason(r.racer, r.reason))
+                return SolverOutcome(Status.VIOLATED, r.x, reason, elapsed)
+        return SolverOutcome(Status.UNKNOWN, None, unknown_reason(reports), elapsed)
+
+
+def racer_reason(name: str, reason: str, tag: str = ": ") -> str:
+    """``name`` + ``tag`` + ``reason``, with ``name`` once: a reason that already starts with
+    ``"name: "`` (the MILP's ``"milp: sat"``) is not prefixed again."""
+    return f"{name}{tag}{reason.removeprefix(f'{name}: ')}"
+
+
+def unknown_reason(reports: list[Report | None]) -> str:
+    """Why the race gave no answer: every racer's reason once (a racer that stopped for the same
+    reason as another is named once), each prefixed by its racer's name once."""
+    reasons = dict.fromkeys(racer_reason(r.racer, r.reason) for r in reports if r is not None)
+    return racer_reason("portfolio", "; ".join(reasons) or "no answer")
 
 
 def _verdict(
@@ -147,9 +164,9 @@ def _verdict(
         if r is None:
             continue
         if r.status is Status.VIOLATED and r.x is not None and valid_point(network, negation, r.x):
-            return Status.VIOLATED, r.x, f"{r.racer} first: {r.reason}"
+            return Status.VIOLATED, r.x, racer_reason(r.racer, r.reason, " first: ")
         if r.status is Status.HOLDS and r.whole:
-            return Status.HOLDS, None, f"{r.racer} first: {r.reason}"
+            return Status.HOLDS, None, racer_reason(r.racer, r.reason, " first: ")
         proved.update(r.proved)
     if len(proved) == len(negation.disjuncts):
         racers = sorted({r.racer for r in reports if r is not None and r.proved})
