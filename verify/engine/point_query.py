@@ -37,7 +37,7 @@ from robustprop.verify.engine.scr_encoding import ScrSettings, decide_scr
 from robustprop.verify.engine.screen import screen
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 
-__all__ = ["BAB_SHARE", "PointDecider", "Query"]
+__all__ = ["BAB_SHARE", "PointDecider", "Query", "confirm"]
 
 #: The share of a query's time that branch and bound gets before the exact backend.
 BAB_SHARE = 0.7
@@ -56,6 +56,24 @@ class Query:
     negation: Negation
     seed: Seed | None = None
     g_bounds: tuple[FloatArray, FloatArray] | None = None
+
+
+def confirm(
+    replayer: Replayer,
+    x: FloatArray,
+    negation: Negation,
+    stage: Stage = Stage.ATTACK,
+    backend: str = "replay",
+) -> Verdict | None:
+    """A ``violated`` verdict when ``x`` replays inside ``negation`` with onnxruntime, else
+    None (the callers fill in their own stage, backend and time)."""
+    replay = replayer.replay(x, negation)
+    if not replay.confirmed:
+        log.info("candidate failed replay: %s", replay.note)
+        return None
+    return Verdict(
+        Status.VIOLATED, stage, backend, 0.0, witness=replay.x, witness_output=replay.y64
+    )
 
 
 class PointDecider:
@@ -139,24 +157,13 @@ class PointDecider:
             self._crown = Crown(self.network)
         start = time.monotonic()
 
-        def confirm(x: FloatArray) -> Verdict | None:
-            replay = self.replayer.replay(x, negation)
-            if not replay.confirmed:
-                log.info("branch and bound: candidate failed replay: %s", replay.note)
-                return None
-            return Verdict(
-                Status.VIOLATED,
-                Stage.BAB,
-                "bab",
-                0.0,
-                witness=replay.x,
-                witness_output=replay.y64,
-            )
+        def check(x: FloatArray) -> Verdict | None:
+            return confirm(self.replayer, x, negation, Stage.BAB, "bab")
 
         saved = torch.get_num_threads()
         torch.set_num_threads(1)  # one core per worker: the pool runs `jobs` of them
         try:
-            outcome = bab_decide(self._crown, negation, confirm, deadline)
+            outcome = bab_decide(self._crown, negation, check, deadline)
         finally:
             torch.set_num_threads(saved)
         elapsed = time.monotonic() - start

@@ -46,7 +46,7 @@ from robustprop.verify.engine.backends.base import BackendName
 from robustprop.verify.engine.bounds import bound_negations, compute_seeds
 from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Network
-from robustprop.verify.engine.point_query import BAB_SHARE, PointDecider, Query
+from robustprop.verify.engine.point_query import BAB_SHARE, PointDecider, Query, confirm
 from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 from robustprop.verify.run.model import ModelBytes
@@ -127,23 +127,6 @@ class ExactSettings:
         if self.deadline is None:
             return self.timeout_s
         return max(0.0, min(self.timeout_s, self.deadline - time.monotonic()))
-
-
-def confirm(replayer: Replayer, x: FloatArray, negation: Negation) -> Verdict | None:
-    """A ``violated`` verdict (stage and backend filled in by the caller) when ``x`` replays
-    inside the negation with onnxruntime, else None."""
-    replay = replayer.replay(x, negation)
-    if not replay.confirmed:
-        log.info("candidate failed replay: %s", replay.note)
-        return None
-    return Verdict(
-        Status.VIOLATED,
-        Stage.ATTACK,
-        "replay",
-        0.0,
-        witness=replay.x,
-        witness_output=replay.y64,
-    )
 
 
 @contextlib.contextmanager
