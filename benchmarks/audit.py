@@ -582,6 +582,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if all(v.get(d) == "unknown" for d in (*EXACT, "pipeline")):
                     counts["unknown everywhere"] += 1
                 line[v.get("pipeline", "error")] += 1
+                stage = outcome.reasons.get("pipeline", "").split(" ", 1)[0] or "none"
+                counts[f"stage {stage}"] += 1
                 for text in outcome.disagreements:
                     disagreements.append(f"seed {args.seed} net {index} {name} point {i}: {text}")
             for error in report.pipeline_errors:
@@ -598,6 +600,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"queries: {counts['queries']} in {time.monotonic() - began:.0f} s")
     print(f"agree: {counts['agree']}, disagree: {counts['disagree']}")
+    stages = sorted((k[6:], n) for k, n in counts.items() if k.startswith("stage "))
+    print("pipeline decided by stage: " + ", ".join(f"{k} {n}" for k, n in stages))
     both = counts["marabou and z3 both decided"]
     print(f"marabou and z3 both decided {both}, agree on {counts['marabou and z3 agree']}")
     for decider in (*EXACT, "pipeline"):
