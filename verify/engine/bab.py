@@ -11,7 +11,10 @@ groups of disjuncts sharing an input box, and decides each group:
 The negation is empty (the property **holds**) when every group is; it is **violated** as
 soon as one group yields a candidate that the caller's ``confirm`` replays through
 onnxruntime; otherwise the answer is **unknown** and the caller runs the exact stage on the
-whole query as before (sub-domains are not handed over).
+whole query as before (sub-domains are not handed over). An unknown at the deadline carries a
+:class:`~robustprop.verify.engine.bab_common.BabState`: a later call in the same process with
+``resume=`` that state skips the groups already proved and, for input splitting, continues
+from the open sub-domains instead of the whole box.
 """
 
 from __future__ import annotations
@@ -21,14 +24,14 @@ import time
 from dataclasses import dataclass, field
 
 from robustprop.properties.spec import Negation
-from robustprop.verify.engine.bab_common import BabOutcome, Confirm, GroupSpec
+from robustprop.verify.engine.bab_common import BabOutcome, BabState, Confirm, GroupSpec
 from robustprop.verify.engine.bab_input import InputSplitConfig, input_split
 from robustprop.verify.engine.bab_relu import ReluSplitConfig, relu_split
 from robustprop.verify.engine.backends.base import group_by_box
 from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.verdict import Status
 
-__all__ = ["BabConfig", "BabOutcome", "bab_decide", "supported"]
+__all__ = ["BabConfig", "BabOutcome", "BabState", "bab_decide", "supported"]
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +56,19 @@ def bab_decide(
     confirm: Confirm,
     deadline: float,
     config: BabConfig | None = None,
+    *,
+    resume: BabState | None = None,
 ) -> BabOutcome:
-    """Decide ``negation`` by branch and bound before ``deadline`` (see the module doc)."""
+    """Decide ``negation`` by branch and bound before ``deadline`` (see the module doc);
+    ``resume``: the state of an earlier call's unknown outcome on the same negation."""
     cfg = config or BabConfig()
     if not supported(negation):
         return BabOutcome(Status.UNKNOWN, "branch and bound: LR and SCR are not supported")
     network = crown.network
     total = 0
-    for group in group_by_box(negation):
+    for index, group in enumerate(group_by_box(negation)):
+        if resume is not None and index < resume.group:
+            continue  # proved by the earlier call
         spec = GroupSpec.of(group, network.m, crown.device)
         if spec.empty_disjunct:
             hit = confirm(((group.disjuncts[0].lower + group.disjuncts[0].upper) / 2.0).copy())
@@ -70,13 +78,18 @@ def bab_decide(
         if bool((spec.lower > spec.upper).any()):
             continue  # an empty box: nothing to decide
         if network.n <= cfg.max_input_dims:
-            outcome = input_split(crown, spec, confirm, deadline, cfg.input)
+            earlier = resume if resume is not None and resume.group == index else None
+            outcome = input_split(
+                crown, spec, confirm, deadline, cfg.input, group=index, resume=earlier
+            )
         else:
             outcome = relu_split(crown, spec, confirm, deadline, cfg.relu)
         total += outcome.domains
         log.info("bab group: %s (%s)", outcome.status.value, outcome.reason)
         if outcome.status is not Status.HOLDS:
-            return BabOutcome(outcome.status, outcome.reason, total, outcome.witness)
+            state = outcome.state or BabState(index)
+            return BabOutcome(outcome.status, outcome.reason, total, outcome.witness, state)
         if time.monotonic() >= deadline:
-            return BabOutcome(Status.UNKNOWN, "branch and bound: time up", total)
+            state = BabState(index + 1)
+            return BabOutcome(Status.UNKNOWN, "branch and bound: time up", total, state=state)
     return BabOutcome(Status.HOLDS, f"branch and bound: {total} sub-domains, all proved", total)

@@ -25,10 +25,22 @@ from torch import Tensor, nn
 from robustprop.properties.spec import FloatArray, Negation
 from robustprop.verify.engine.verdict import Status, Verdict
 
-__all__ = ["BabOutcome", "Confirm", "GroupSpec", "pgd_candidates"]
+__all__ = ["BabOutcome", "BabState", "Confirm", "GroupSpec", "pgd_candidates"]
 
 #: Replays a candidate; a ``violated`` verdict when it is a real counterexample, else None.
 Confirm = Callable[[FloatArray], Verdict | None]
+
+
+@dataclass(frozen=True, eq=False)
+class BabState:
+    """Where an unfinished search of one negation stopped, to resume it in the same process
+    on the same network and negation: the groups before ``group`` are proved; ``lower`` and
+    ``upper`` (``(N, n)``) are the open sub-domains of ``group`` (input splitting; the closed
+    ones and these cover its box), or None to start that group afresh."""
+
+    group: int
+    lower: Tensor | None = None
+    upper: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,7 @@ class BabOutcome:
     reason: str
     domains: int = 0  # sub-domains bounded
     witness: Verdict | None = None  # the confirmed violation, for VIOLATED
+    state: BabState | None = None  # for UNKNOWN at the deadline: where to resume
 
 
 @dataclass(frozen=True, eq=False)

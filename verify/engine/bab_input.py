@@ -29,6 +29,7 @@ from torch import Tensor
 from robustprop.verify.engine.alpha import AlphaConfig, alpha_spec_lower
 from robustprop.verify.engine.bab_common import (
     BabOutcome,
+    BabState,
     Confirm,
     GroupSpec,
     first_confirmed,
@@ -64,18 +65,26 @@ def input_split(
     confirm: Confirm,
     deadline: float,
     config: InputSplitConfig | None = None,
+    *,
+    group: int = 0,
+    resume: BabState | None = None,
 ) -> BabOutcome:
-    """Decide one group by input splitting before ``deadline`` (see the module doc)."""
+    """Decide one group by input splitting before ``deadline`` (see the module doc); at the
+    deadline the outcome's state holds the open sub-domains (``group`` numbers it), from which
+    ``resume`` (the state of an earlier call on the same group) continues."""
     cfg = config or InputSplitConfig()
     model = to_torch(crown.network, torch.float64)
-    lows = spec.lower[None].clone()
-    highs = spec.upper[None].clone()
+    if resume is not None and resume.lower is not None and resume.upper is not None:
+        lows, highs = resume.lower, resume.upper
+    else:
+        lows, highs = spec.lower[None].clone(), spec.upper[None].clone()
     full = (spec.upper - spec.lower).clamp(min=1e-300)
     done = 0
     while lows.shape[0]:
         if time.monotonic() >= deadline:
+            state = BabState(group, lows, highs)
             return BabOutcome(Status.UNKNOWN, f"input splitting: time up, {lows.shape[0]} "
-                              f"sub-domains open after {done}", done)  # fmt: skip
+                              f"sub-domains open after {done}", done, state=state)  # fmt: skip
         take = min(cfg.batch, lows.shape[0])
         lo, hi = lows[-take:], highs[-take:]
         lows, highs = lows[:-take], highs[:-take]

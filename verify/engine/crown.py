@@ -23,7 +23,10 @@ the largest slope and intercept of each relaxation, ``max(|lo|, |hi|)`` of the b
 rounding error of the float64 computation is at most about ``N·2⁻⁵³·M`` with ``N`` the number
 of summed terms along the back-substitution (< 10⁵ for networks this module is meant for),
 i.e. below ``1e-11·M``; the margin exceeds it by two orders of magnitude. (The bounds are
-also valid for the exact real-valued network.)
+also valid for the exact real-valued network.) The back-substitution computes ``M`` in
+float32: a sum of ``N`` non-negative float32 terms is at least ``(1 − N·2⁻²⁴)`` times the exact
+one (< 1 % low for ``N < 10⁵``; float32 overflow gives ``inf``, an infinite margin), which the
+hundredfold headroom absorbs.
 """
 
 from __future__ import annotations
@@ -93,13 +96,18 @@ class Crown:
         self.device = torch.device(device)
         self._W: list[Tensor | None] = []
         self._b: list[Tensor | None] = []
+        self._abs32: list[tuple[Tensor, Tensor]] = []  # (|W|, |b|) in float32
         for layer in network.layers:
             if isinstance(layer, Affine):
                 self._W.append(self.tensor(layer.W))
                 self._b.append(self.tensor(layer.b))
+                self._abs32.append(
+                    (self._W[-1].abs().float(), self._b[-1].abs().float())  # type: ignore[union-attr]
+                )
             else:
                 self._W.append(None)
                 self._b.append(None)
+                self._abs32.append((torch.empty(0), torch.empty(0)))
 
     # -- public API ------------------------------------------------------------------------
 
@@ -154,7 +162,7 @@ class Crown:
                         W, b = W[idx], b[idx]
                         rows = torch.cat([W, -W], dim=0).expand(lower.shape[0], -1, -1)
                         bias = torch.cat([b, -b]).expand(lower.shape[0], -1)
-                        lin = self._backward(partial, i, rows, bias)
+                        lin = self.backward(partial, i, rows, bias, paired=True)[0]
                         width = W.shape[0]
                         ilo, ihi = ilo.clone(), ihi.clone()
                         ilo[:, idx] = torch.maximum(ilo[:, idx], lin[:, :width])
@@ -235,6 +243,7 @@ class Crown:
         margin: bool = True,
         trace: dict[int, Tensor] | None = None,
         betas: Mapping[int, Tensor] | None = None,
+        paired: bool = False,
     ) -> tuple[Tensor, Tensor]:
         """``(value, lam_x)``: the lower bound of ``lam · h_upto + bias`` over each box (as
         :meth:`_backward`) and its linear coefficients on the input, ``(B, K, n)``.
@@ -249,13 +258,19 @@ class Crown:
         with ``β ≥ 0`` and ``s`` the split signs) adds ``−β·s·z`` for the split constraints
         ``s·z ≥ 0`` on that layer's pre-activation ``z``: valid on the split sub-domain for
         any ``β ≥ 0`` (the caller keeps ``β ≥ 0``; the bounds must come from
-        :meth:`layer_bounds` with the same splits).
+        :meth:`layer_bounds` with the same splits). ``paired``: the second half of the rows
+        (and of ``bias``) is the first half negated — a neuron's lower and upper bound — so
+        their magnitudes are equal and computed once.
         """
         # |λ| pushed back alongside λ (per box: each ReLU's own slope, 0 where inactive — a
         # batch-wide slope would let the bound grow like the product of the |W| and swamp a
-        # deep net's small margins) bounds the magnitude of the summed terms.
-        mag_lam = lam.abs()
-        mag_bias = bias.abs()
+        # deep net's small margins) bounds the magnitude of the summed terms; in float32 (see
+        # the module doc), and for the first half of the rows only when they come in ± pairs.
+        if paired and (slopes is not None or betas is not None):
+            raise ValueError("paired rows take no slopes or multipliers")
+        half = lam.shape[1] // 2 if paired else lam.shape[1]
+        mag_lam = lam[:, :half].abs().float() if margin else lam
+        mag_bias = bias[:, :half].abs().float() if margin else bias
         for j in range(upto - 1, -1, -1):
             layer = self.network.layers[j]
             if isinstance(layer, Affine):
@@ -264,35 +279,50 @@ class Crown:
                 bias = bias + lam @ b
                 lam = lam @ W
                 if margin:
-                    mag_bias = mag_bias + mag_lam @ b.abs()
-                    mag_lam = mag_lam @ W.abs()
+                    W_abs, b_abs = self._abs32[j]
+                    mag_bias = mag_bias + mag_lam @ b_abs
+                    mag_lam = mag_lam @ W_abs
                 continue
             if trace is not None:
                 trace[j] = lam  # the coefficients of activation j's output
             low, up = bounds.pre(j)
             chosen = None if slopes is None else slopes.get(j)
             a_lo, c_lo, a_hi, c_hi = _relaxation(layer, low[:, None, :], up[:, None, :], chosen)
-            pos, neg = lam.clamp(min=0.0), lam.clamp(max=0.0)
-            bias = bias + (pos * c_lo).sum(-1) + (neg * c_hi).sum(-1)
-            lam = pos * a_lo + neg * a_hi
+            # pos·a_lo + neg·a_hi = lam·a_lo + neg·(a_hi − a_lo); a ReLU's lower line has no
+            # intercept
+            neg = lam.clamp(max=0.0)
+            bias = bias + _rowdot(neg, c_hi)
+            if not isinstance(layer, Relu):
+                bias = bias + _rowdot(lam - neg, c_lo)
+            lam = torch.addcmul(lam * a_lo, neg, a_hi - a_lo)
             extra = None if betas is None else betas.get(j)
             if extra is not None:
                 lam = lam - extra
             if margin:
-                intercept = torch.maximum(c_lo.abs(), c_hi.abs())
-                slope = torch.maximum(a_lo.abs(), a_hi.abs())
-                mag_bias = mag_bias + (mag_lam * intercept).sum(-1)
+                intercept = torch.maximum(c_lo.abs(), c_hi.abs()).float()
+                slope = torch.maximum(a_lo.abs(), a_hi.abs()).float()
+                mag_bias = mag_bias + _rowdot(mag_lam, intercept)
                 mag_lam = mag_lam * slope
                 if extra is not None:
-                    mag_lam = mag_lam + extra.abs()
+                    mag_lam = mag_lam + extra.abs().float()
         lo, hi = bounds.box_lower, bounds.box_upper
-        pos, neg = lam.clamp(min=0.0), lam.clamp(max=0.0)
-        value = bias + (pos * lo[:, None, :]).sum(-1) + (neg * hi[:, None, :]).sum(-1)
+        neg = lam.clamp(max=0.0)
+        value = bias + _rowdot(lam - neg, lo[:, None, :]) + _rowdot(neg, hi[:, None, :])
         if not margin:
             return value, lam
-        x_mag = torch.maximum(lo.abs(), hi.abs())
-        magnitude = mag_bias + (mag_lam * x_mag[:, None, :]).sum(-1)
+        x_mag = torch.maximum(lo.abs(), hi.abs()).float()
+        magnitude = (mag_bias + _rowdot(mag_lam, x_mag[:, None, :])).double()
+        if paired:
+            magnitude = torch.cat([magnitude, magnitude], dim=1)
         return value - _REL * magnitude - _ABS, lam
+
+
+def _rowdot(x: Tensor, c: Tensor) -> Tensor:
+    """``(x * c).sum(-1)`` for ``x`` ``(B, K, w)`` and ``c`` ``(B, 1, w)`` or ``(B, K, w)``;
+    one batched product (one pass over ``x``) when ``c`` is shared by the ``K`` rows."""
+    if c.shape[1] == 1 and x.shape[1] != 1:
+        return torch.matmul(x, c.transpose(1, 2)).squeeze(-1)
+    return (x * c).sum(-1)
 
 
 def _clamp_split(lo: Tensor, hi: Tensor, split: Tensor) -> tuple[Tensor, Tensor]:

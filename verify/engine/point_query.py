@@ -19,13 +19,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from robustprop.properties.spec import FloatArray, Negation
-from robustprop.verify.engine.bab import bab_decide, supported
+from robustprop.verify.engine.bab import BabState, bab_decide, supported
 from robustprop.verify.engine.backends.registry import choose_backend, get_backend
 from robustprop.verify.engine.bounds import Seed, seeded
 from robustprop.verify.engine.crown import Crown
@@ -87,19 +88,25 @@ class PointDecider:
         *,
         isolate: bool = False,
         bab_share: float = BAB_SHARE,
+        resume: Mapping[int, BabState] | None = None,
     ) -> None:
         self.isolate = isolate  # each solver call in a child process killed on timeout
         self.network = network
         self.replayer = replayer
         self.backend = choose_backend(backend, network)
         self.bab_share = bab_share
+        self._resume = dict(resume or {})  # query index → where an earlier search stopped
         self._crown: Crown | None = None
 
     def decide(self, query: Query, timeout_s: float) -> Verdict:
         """The exact verdict for one query within about ``timeout_s`` seconds."""
         start = time.monotonic()
         if self.bab_share > 0.0 and supported(query.negation):
-            found = self._branch_and_bound(query.negation, start + self.bab_share * timeout_s)
+            found = self._branch_and_bound(
+                query.negation,
+                start + self.bab_share * timeout_s,
+                self._resume.pop(query.index, None),
+            )
             if found is not None:
                 return found
             timeout_s = max(0.0, timeout_s - (time.monotonic() - start))
@@ -151,8 +158,11 @@ class PointDecider:
             queries=n_queries,
         )
 
-    def _branch_and_bound(self, negation: Negation, deadline: float) -> Verdict | None:
-        """Branch and bound until ``deadline``: a verdict, or None when it left the query open."""
+    def _branch_and_bound(
+        self, negation: Negation, deadline: float, resume: BabState | None = None
+    ) -> Verdict | None:
+        """Branch and bound until ``deadline`` (from ``resume``, where an earlier search on
+        this negation stopped): a verdict, or None when it left the query open."""
         if self._crown is None:
             self._crown = Crown(self.network)
         start = time.monotonic()
@@ -163,7 +173,7 @@ class PointDecider:
         saved = torch.get_num_threads()
         torch.set_num_threads(1)  # one core per worker: the pool runs `jobs` of them
         try:
-            outcome = bab_decide(self._crown, negation, check, deadline)
+            outcome = bab_decide(self._crown, negation, check, deadline, resume=resume)
         finally:
             torch.set_num_threads(saved)
         elapsed = time.monotonic() - start

@@ -32,7 +32,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -41,7 +41,7 @@ import numpy as np
 from robustprop.lazy import load
 from robustprop.properties.errors import InputError, RobustpropError
 from robustprop.properties.spec import FloatArray, Negation
-from robustprop.verify.engine.bab import BabConfig, bab_decide, supported
+from robustprop.verify.engine.bab import BabConfig, BabState, bab_decide, supported
 from robustprop.verify.engine.backends.base import BackendName
 from robustprop.verify.engine.bounds import bound_negations, compute_seeds
 from robustprop.verify.engine.crown import Crown
@@ -185,9 +185,11 @@ def bab_stage(
     deadline: float | None = None,
     device: str = "cpu",
     config: BabConfig | None = None,
+    states: dict[int, BabState] | None = None,
 ) -> dict[int, Verdict]:
     """Branch and bound on each supported query for at most ``budget_s`` seconds (and not
-    past ``deadline``): the verdicts it reached, by query index."""
+    past ``deadline``): the verdicts it reached, by query index. ``states`` receives, by query
+    index, where each search left open stopped (the exact stage resumes from there)."""
     todo = [q for q in queries if supported(q.negation)]
     if not todo or budget_s <= 0.0:
         return {}
@@ -205,6 +207,8 @@ def bab_stage(
 
         with torch_threads(1):
             outcome = bab_decide(crown, negation, check, stop, config)
+        if states is not None and outcome.state is not None:
+            states[q.index] = outcome.state
         elapsed = time.monotonic() - t0
         if outcome.status is Status.HOLDS:
             out[q.index] = Verdict(Status.HOLDS, Stage.BAB, "bab", elapsed, outcome.reason)
@@ -228,8 +232,10 @@ def exact_stage(
     network: Network,
     model: ModelBytes,
     replayer: Replayer,
+    resume: Mapping[int, BabState] | None = None,
 ) -> Generator[tuple[Query, Verdict], None, None]:
-    """Exact verdicts for ``queries`` in completion order (see the module doc)."""
+    """Exact verdicts for ``queries`` in completion order (see the module doc); in process,
+    branch and bound resumes from ``resume`` (by query index; pool workers start afresh)."""
     if not queries:
         return
     if settings.in_process:
@@ -239,6 +245,7 @@ def exact_stage(
             settings.backend.value,
             isolate=settings.isolate,
             bab_share=settings.bab_share,
+            resume=resume,
         )
         for query in queries:
             yield query, _decide_here(decider, query, settings)
@@ -311,6 +318,7 @@ def run_stages(
         return True
 
     open_queries = list(queries)
+    states: dict[int, BabState] = {}  # where the quick round of branch and bound stopped
 
     def bounds() -> None:
         nonlocal open_queries
@@ -322,7 +330,13 @@ def run_stages(
     def bab(budget_s: float) -> None:
         nonlocal open_queries
         found = bab_stage(
-            network, open_queries, replayer, budget_s, deadline=settings.deadline, device=device
+            network,
+            open_queries,
+            replayer,
+            budget_s,
+            deadline=settings.deadline,
+            device=device,
+            states=states,
         )
         reached(found, Origin.BAB)
         open_queries = [q for q in open_queries if q.index not in verdicts]
@@ -367,7 +381,8 @@ def run_stages(
     if strategy is Strategy.PLAIN:  # the baseline: the exact backend alone
         settings = dataclasses.replace(settings, bab_share=0.0)
     # closing() kills the workers at once when this frame is left by an exception
-    with contextlib.closing(exact_stage(todo, settings, network, model, replayer)) as exact:
+    exact_run = exact_stage(todo, settings, network, model, replayer, resume=states)
+    with contextlib.closing(exact_run) as exact:
         for q, verdict in exact:
             verdicts[q.index] = verdict
             if on_verdict is not None:

@@ -185,3 +185,52 @@ def test_acasxu_instances_answer_like_the_ground_truth(net: str, spec: str, expe
         pytest.skip("the shared VNN-COMP benchmarks are not here")
     result = check_vnnlib(folder / "onnx" / net, folder / "vnnlib" / spec, timeout_s=116.0)
     assert result.status == expected, result.reason
+
+
+@pytest.mark.parametrize("seed", [2, 37])
+def test_a_search_resumed_from_its_state_ends_as_one_run(seed: int) -> None:
+    """Stopped at once, the search hands back its open sub-domains; resumed (again and again
+    at short deadlines) it ends with the answer of one uninterrupted run, and it bounds no more
+    sub-domains in all (nothing is redone)."""
+    net = make_net(seed, (2, 16, 16, 2), scale=2.0)
+    negation = random_negation(net.network, seed, 1.0, atoms=1)
+    crown = Crown(net.network)
+
+    def check(x: np.ndarray) -> Verdict | None:
+        return confirm(net.replayer, x, negation)
+
+    whole = bab_decide(crown, negation, check, time.monotonic() + 60)
+    assert whole.status is Status.HOLDS
+    first = bab_decide(crown, negation, check, time.monotonic())  # the deadline has passed
+    assert first.status is Status.UNKNOWN and first.state is not None
+    assert first.state.lower is not None and first.state.lower.shape[0] == 1  # the whole box
+    state, total, outcome = first.state, 0, first
+    for _ in range(1000):
+        outcome = bab_decide(crown, negation, check, time.monotonic() + 0.02, resume=state)
+        total += outcome.domains
+        if outcome.status is not Status.UNKNOWN:
+            break
+        assert outcome.state is not None
+        state = outcome.state
+    assert outcome.status is Status.HOLDS, outcome.reason
+    assert total == whole.domains
+
+
+def test_paired_rows_share_one_magnitude_and_keep_the_bound() -> None:
+    """A neuron's lower and upper rows (``paired``) give the bounds of the two rows computed
+    apart, up to the float32 magnitude's rounding (far below the margin's own size)."""
+    net = make_net(5, (4, 16, 16, 3), scale=2.0)
+    crown = Crown(net.network)
+    g = torch.Generator().manual_seed(0)
+    lo = torch.rand(6, 4, generator=g, dtype=torch.float64) - 1.0
+    hi = lo + torch.rand(6, 4, generator=g, dtype=torch.float64)
+    bounds = crown.layer_bounds(lo, hi)
+    W = torch.tensor(net.network.layers[2].W)  # type: ignore[union-attr]
+    b = torch.tensor(net.network.layers[2].b)  # type: ignore[union-attr]
+    rows = torch.cat([W, -W]).expand(6, -1, -1)
+    bias = torch.cat([b, -b]).expand(6, -1)
+    paired, _ = crown.backward(bounds, 2, rows, bias, paired=True)
+    apart, _ = crown.backward(bounds, 2, rows, bias)
+    assert torch.allclose(paired, apart, rtol=0.0, atol=1e-12)
+    with pytest.raises(ValueError, match="paired"):
+        crown.backward(bounds, 2, rows, bias, paired=True, betas={1: torch.zeros_like(rows)})
