@@ -83,7 +83,7 @@ def bab_decide(
                 crown, spec, confirm, deadline, cfg.input, group=index, resume=earlier
             )
         else:
-            outcome = relu_split(crown, spec, confirm, deadline, cfg.relu)
+            outcome = relu_split(crown, spec, confirm, deadline, cfg.relu, group)
         total += outcome.domains
         log.info("bab group: %s (%s)", outcome.status.value, outcome.reason)
         if outcome.status is not Status.HOLDS:

@@ -15,8 +15,10 @@ few sign-gradient steps) and split on one unstable free ReLU chosen by a BaBSR-l
 ``|min(λ, 0)| · (−l·u / (u − l))``, the loss of the bound through that neuron's upper line,
 with ``λ`` the coefficient of its output in the target atoms' bound. ``holds`` when the stack
 is empty (the two children of a split cover their parent); ``violated`` only with a replayed
-candidate; ``unknown`` at the deadline, at the domain limit, or when an open sub-domain has
-no unstable free ReLU left.
+candidate; ``unknown`` at the deadline or at the domain limit. An open sub-domain without a
+free unstable ReLU (all fixed, yet β's few steps did not close it) is decided exactly by
+:class:`~robustprop.verify.engine.bab_leaf.LeafSolver` (a linear program over the group's box
+with the splits fixed); its candidate, like any, counts only once replayed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from robustprop.properties.spec import Negation
 from robustprop.verify.engine.alpha import AlphaConfig, alpha_spec_lower
 from robustprop.verify.engine.bab_common import (
     BabOutcome,
@@ -35,6 +38,7 @@ from robustprop.verify.engine.bab_common import (
     first_confirmed,
     pgd_candidates,
 )
+from robustprop.verify.engine.bab_leaf import LeafSolver
 from robustprop.verify.engine.crown import Crown, LayerBounds
 from robustprop.verify.engine.network import Affine, Clip, Network, Relu
 from robustprop.verify.engine.torch_net import to_torch
@@ -91,8 +95,11 @@ def relu_split(
     confirm: Confirm,
     deadline: float,
     config: ReluSplitConfig | None = None,
+    group: Negation | None = None,
 ) -> BabOutcome:
-    """Decide one group by ReLU splitting before ``deadline`` (see the module doc)."""
+    """Decide one group by ReLU splitting before ``deadline`` (see the module doc);
+    ``group``, the negation ``spec`` was made of, lets fully split sub-domains be decided
+    exactly (without it they end the search as unknown)."""
     cfg = config or ReluSplitConfig()
     network = crown.network
     layout = _Layout.of(network)
@@ -104,6 +111,7 @@ def relu_split(
     pre_lo = torch.cat([root.lower[i] for i in layout.affine], dim=1)
     pre_hi = torch.cat([root.upper[i] for i in layout.affine], dim=1)
     signs = torch.zeros_like(pre_lo, dtype=torch.int8)
+    leaves: list[LeafSolver] = []  # made on the first fully split sub-domain
     done = 0
     while signs.shape[0]:
         if time.monotonic() >= deadline:
@@ -134,10 +142,17 @@ def relu_split(
         lo, hi, sg, slack = lo[open_], hi[open_], sg[open_], slack[open_]
         trace = {j: t[open_] for j, t in trace.items()}
         column = _choose(layout, spec, slack, trace, lo, hi, sg)
-        if bool((column < 0).any()):
-            return BabOutcome(
-                Status.UNKNOWN, "ReLU splitting: an open sub-domain with every ReLU fixed", done
-            )
+        fixed = column < 0
+        if bool(fixed.any()):
+            if group is None:
+                reason = "ReLU splitting: an open sub-domain with every ReLU fixed"
+                return BabOutcome(Status.UNKNOWN, reason, done)
+            if not leaves:
+                leaves.append(LeafSolver(network, group))
+            outcome = _decide_leaves(leaves[0], layout, sg[fixed], confirm, deadline, done)
+            if outcome is not None:
+                return outcome
+            lo, hi, sg, column = lo[~fixed], hi[~fixed], sg[~fixed], column[~fixed]
         rows = torch.arange(sg.shape[0], device=sg.device)
         active, inactive = sg.clone(), sg.clone()
         active[rows, column] = 1
@@ -148,6 +163,34 @@ def relu_split(
         if signs.shape[0] > cfg.max_domains:
             return BabOutcome(Status.UNKNOWN, "ReLU splitting: too many sub-domains", done)
     return BabOutcome(Status.HOLDS, f"ReLU splitting: {done} sub-domains, all proved", done)
+
+
+def _decide_leaves(
+    leaf: LeafSolver,
+    layout: _Layout,
+    signs: Tensor,
+    confirm: Confirm,
+    deadline: float,
+    done: int,
+) -> BabOutcome | None:
+    """Decide fully split sub-domains exactly: None when every one is closed, else the
+    search's outcome (a replayed violation, or unknown)."""
+    for row in signs.cpu().numpy():
+        parts = [row[layout.offsets[k] : layout.offsets[k] + layout.widths[k]]
+                 for k in range(len(layout.affine))]  # fmt: skip
+        status, x, reason = leaf.solve(parts, deadline)
+        if status is Status.HOLDS:
+            continue
+        if status is Status.VIOLATED and x is not None:
+            hit = confirm(x)
+            if hit is not None:
+                reason = f"ReLU splitting: counterexample (LP) after {done} sub-domains"
+                return BabOutcome(Status.VIOLATED, reason, done, hit)
+            reason = "the LP's point failed replay"
+        return BabOutcome(
+            Status.UNKNOWN, f"ReLU splitting: a fully split sub-domain: {reason}", done
+        )
+    return None
 
 
 def _rebuild(

@@ -49,7 +49,7 @@ from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Affine, Network, Relu
 from robustprop.verify.engine.verdict import Status
 
-__all__ = ["MilpBackend", "MilpModel", "MilpSession", "encode_network"]
+__all__ = ["MilpBackend", "MilpModel", "MilpSession", "encode_network", "solve_disjunct"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,22 @@ class MilpModel:
     row_value: list[FloatArray] = field(default_factory=list)
     inputs: list[int] = field(default_factory=list)
     d: int | None = None
+    delta_of: dict[int, int] = field(default_factory=dict)  # ReLU input column → its binary
+
+    def copy(self) -> MilpModel:
+        """A copy whose columns and rows can be changed without touching this model."""
+        return MilpModel(
+            list(self.col_lower),
+            list(self.col_upper),
+            list(self.integer),
+            list(self.row_lower),
+            list(self.row_upper),
+            list(self.row_index),
+            list(self.row_value),
+            list(self.inputs),
+            self.d,
+            dict(self.delta_of),
+        )
 
     def var(self, lo: float, hi: float, integer: bool = False) -> int:
         self.col_lower.append(float(lo))
@@ -112,8 +128,11 @@ def _layer_bounds(
     return out
 
 
-def encode_network(network: Network, negation: Negation) -> tuple[MilpModel, _Values] | None:
-    """The network over the query box of ``negation``, and its outputs; ``None`` if empty."""
+def encode_network(
+    network: Network, negation: Negation, trace: list[_Values] | None = None
+) -> tuple[MilpModel, _Values] | None:
+    """The network over the query box of ``negation``, and its outputs; ``None`` if empty.
+    ``trace`` receives the values of every affine layer's outputs, in order."""
     lower, upper = query_box(negation)
     if np.any(lower > upper):
         return None
@@ -124,6 +143,8 @@ def encode_network(network: Network, negation: Negation) -> tuple[MilpModel, _Va
     for layer, (lo, hi) in zip(network.layers, _layer_bounds(network, lower, upper), strict=True):
         if isinstance(layer, Affine):
             h = _affine(model, layer, h, lo, hi)
+            if trace is not None:
+                trace.append(h)
         elif isinstance(layer, Relu):
             h = _activation(model, h, h_lo, h_hi, None)
         else:
@@ -163,9 +184,12 @@ def _affine(model: MilpModel, layer: Affine, h: _Values, lo: FloatArray, hi: Flo
 
 
 def _relu(model: MilpModel, z: int, shift: float, low: float, up: float) -> int:
-    """A variable equal to ``relu(z − shift)`` for ``z − shift`` in ``[low, up]``, low < 0 < up."""
+    """A variable equal to ``relu(z − shift)`` for ``z − shift`` in ``[low, up]``, low < 0 < up
+    (its binary is 1 exactly where ``z ≥ shift``; recorded for a plain ReLU)."""
     a = model.var(0.0, up)
     delta = model.var(0.0, 1.0, integer=True)
+    if shift == 0.0:
+        model.delta_of[z] = delta
     model.row([a, z], [1.0, -1.0], -shift, _INF)  # a >= z - shift
     # a <= z - shift - low (1 - delta)
     model.row([a, z, delta], [1.0, -1.0, -low], -_INF, -shift - low)
@@ -308,12 +332,13 @@ class MilpSession:
         if encoded is None:
             return Status.HOLDS, None, "milp: empty input box"
         model, outputs = encoded
-        return _solve_disjunct(self._highspy, model, outputs, d, timeout_s)
+        return solve_disjunct(self._highspy, model, outputs, d, timeout_s)
 
 
-def _solve_disjunct(
+def solve_disjunct(
     highspy: Any, model: MilpModel, outputs: _Values, disjunct: Disjunct, timeout_s: float
 ) -> tuple[Status, FloatArray | None, str]:
+    """Decide one disjunct over the encoded ``model`` (``highspy``: the imported module)."""
     cost = np.zeros(model.n_cols)
     extra_rows: list[tuple[IntArray, FloatArray, float]] = []
     for atom in disjunct.atoms:
