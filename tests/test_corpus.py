@@ -412,7 +412,9 @@ def test_console_missing_solver_package(args: list[str], tmp_path: Path) -> None
     out.mkdir()
     env = {"PYTHONPATH": os.pathsep.join([str(shim), os.environ.get("PYTHONPATH", "")])}
     result = _console([a.format(c=CORPUS, o=out) for a in args], env)
-    case = Case((), ("solver package 'maraboupy' is not installed",))
+    case = Case(
+        (), ("backend 'marabou' needs the solver package 'maraboupy'", "pip install maraboupy")
+    )
     check_failure(result, case)
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stdout == ""
