@@ -59,7 +59,7 @@ from robustprop.verify.engine.torch_net import to_torch
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 from robustprop.verify.run.checks import invariants, overrule_stored
 from robustprop.verify.run.config import RunConfig
-from robustprop.verify.run.empirical import attack_points, sample_points
+from robustprop.verify.run.empirical import ATTACK_BATCH, attack_points, sample_points
 from robustprop.verify.run.points import Points, PointSelection, domain_from_metadata, load_points
 from robustprop.verify.run.result import PointResult, RunResult
 from robustprop.verify.run.reuse import StoreReport, StoreSession
@@ -188,24 +188,48 @@ def _measure(
     deadline: float | None,
     progress: Progress | None,
 ) -> None:
-    """The stages, in order, into ``state``."""
+    """The stages, in order, into ``state``.
+
+    ``progress`` hears of a point as soon as its verdict is known (with satisfaction: after the
+    center and its attack batch, else from the exact stages) or, without satisfaction, as soon
+    as its row is complete. The security attack runs in batches of :data:`ATTACK_BATCH` points
+    with progress after each; without satisfaction, sampling (fast) goes before the attack so
+    that a row is complete when its batch is. The random streams are those of one call (the
+    attack's generator is used batch after batch either way; sampling has its own), so the
+    numbers do not depend on the batching or on ``progress``.
+    """
     config = inputs.config
-    if (inputs.wants("satisfaction") and inputs.staged) or inputs.wants("security"):
+    satisfaction = inputs.wants("satisfaction")
+    decides_early = satisfaction and inputs.staged
+    if decides_early or inputs.wants("security"):
         center_stage(inputs, state)
-    if inputs.wants("security"):
-        found = attack_stage(inputs, state, inputs.everything, config.attack)
-        if inputs.wants("satisfaction") and inputs.staged:
-            state.verdicts.update({i: v for i, v in found.items() if i not in state.verdicts})
-    if inputs.wants("accuracy"):
+    if inputs.wants("accuracy") and not satisfaction:
         sampling_stage(inputs, state)
-    if inputs.wants("satisfaction"):
-        if progress is not None:
-            for i in sorted(state.verdicts):
+    reported: set[int] = set()
+
+    def report(indices: Sequence[int]) -> None:
+        for i in indices:
+            if (
+                progress is not None
+                and i not in reported
+                and (i in state.verdicts or not satisfaction)
+            ):
+                reported.add(i)
                 progress(state.row(inputs, i))
+
+    if inputs.wants("security"):
+        everything = inputs.everything
+        for lo in range(0, len(everything), ATTACK_BATCH):
+            batch = everything[lo : lo + ATTACK_BATCH]
+            found = attack_stage(inputs, state, batch, config.attack)
+            if decides_early:
+                state.verdicts.update({i: v for i, v in found.items() if i not in state.verdicts})
+            report(batch)
+    if inputs.wants("accuracy") and satisfaction:
+        sampling_stage(inputs, state)  # after the attack: its witnesses are the evidence first
+    report(sorted(state.verdicts) if satisfaction else inputs.everything)
+    if satisfaction:
         decide_stage(inputs, state, backend, progress, deadline)
-    elif progress is not None:
-        for i in inputs.everything:
-            progress(state.row(inputs, i))
 
 
 def _result(
