@@ -4,16 +4,11 @@
 # solver processes end with the run); this checks the arguments, that the files are readable
 # and that the installed `verify` runs. Exit 0 when the instance can be run.
 set -euo pipefail
-VERSION_STRING=v1
-if [ "$#" -ne 4 ] || [ "$1" != "$VERSION_STRING" ]; then
-    echo "usage: $0 $VERSION_STRING CATEGORY ONNX VNNLIB (got: $*)" >&2
-    exit 1
-fi
+. "$(dirname "$(realpath "$0")")/common.sh"
+check_args "$0" 4 "CATEGORY ONNX VNNLIB" "$@"
 CATEGORY=$2
 ONNX_FILE=$3
 VNNLIB_FILE=$4
-ROOT=$(cd "$(dirname "$(realpath "$0")")/../.." && pwd)
-VERIFY=${ROBUSTPROP_VERIFY:-$ROOT/.venv/bin/verify}
 echo "robustprop: preparing category '$CATEGORY', onnx '$ONNX_FILE', vnnlib '$VNNLIB_FILE'"
 for f in "$ONNX_FILE" "$VNNLIB_FILE"; do
     if [ ! -r "$f" ]; then

@@ -5,18 +5,13 @@
 # counterexample after sat. Exit 0 whenever a result was reached; 2 (bad input) or 3
 # (internal error) after writing "error". ONNX and VNNLIB may be gzip-compressed.
 set -euo pipefail
-VERSION_STRING=v1
-if [ "$#" -ne 6 ] || [ "$1" != "$VERSION_STRING" ]; then
-    echo "usage: $0 $VERSION_STRING CATEGORY ONNX VNNLIB RESULTS_FILE TIMEOUT (got: $*)" >&2
-    exit 1
-fi
+. "$(dirname "$(realpath "$0")")/common.sh"
+check_args "$0" 6 "CATEGORY ONNX VNNLIB RESULTS_FILE TIMEOUT" "$@"
 CATEGORY=$2
 ONNX_FILE=$3
 VNNLIB_FILE=$4
 RESULTS_FILE=$5
 TIMEOUT=$6
-ROOT=$(cd "$(dirname "$(realpath "$0")")/../.." && pwd)
-VERIFY=${ROBUSTPROP_VERIFY:-$ROOT/.venv/bin/verify}
 echo "robustprop: category '$CATEGORY', onnx '$ONNX_FILE', vnnlib '$VNNLIB_FILE'," \
     "results '$RESULTS_FILE', timeout $TIMEOUT s"
 # one thread per library: the competition's machine is measured per instance, and the

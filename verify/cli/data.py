@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from robustprop.lazy import load
 from robustprop.training.fetch import DATA_CACHE_ENV, SOURCES, Progress, data_cache_dir, fetch
+from robustprop.verify.cli.options import FOLDER, progress_option, show_progress
 
 __all__ = ["command"]
 
@@ -29,20 +29,16 @@ def command() -> None:
 @click.argument("name", type=click.Choice(sorted(SOURCES)))
 @click.option(
     "--cache-dir",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=FOLDER,
     default=None,
     help=f"Where to store the data (default: ${DATA_CACHE_ENV} or ~/.cache/robustprop/data).",
 )
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Show a progress bar on stderr (default: only when stderr is a terminal).",
-)
+@progress_option("Show a progress bar on stderr (default: only when stderr is a terminal).")
 def fetch_command(name: str, cache_dir: Path | None, progress: bool | None) -> None:
     """Download data set NAME from its official source, check every file against its pinned
     checksum and store it where the loaders read it (exit 2 on a checksum mismatch: nothing is
     stored). Files already present with the right checksum are not downloaded again."""
-    show = sys.stderr.isatty() if progress is None else progress
+    show = show_progress(progress)
     result = fetch(SOURCES[name], data_cache_dir(cache_dir), _bar if show else None)
     if result.downloaded:
         click.echo(f"downloaded {', '.join(result.downloaded)}")

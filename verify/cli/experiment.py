@@ -14,7 +14,17 @@ from click.core import ParameterSource
 from robustprop.properties import PROPERTIES
 from robustprop.properties.errors import InputError
 from robustprop.training.data import DATASET_NAMES
+from robustprop.verify.cli.options import (
+    FOLDER,
+    data_dir_option,
+    progress_option,
+    show_progress,
+    shown,
+    threads_option,
+    use_threads,
+)
 from robustprop.verify.cli.param_types import CommaSeparated, OldNames
+from robustprop.verify.engine.backends.registry import require_backend
 from robustprop.verify.experiment.grid import BIGGER, REGIMES, GridConfig
 from robustprop.verify.experiment.pipeline import (
     ExperimentConfig,
@@ -30,9 +40,9 @@ __all__ = ["command"]
 _FULL: Final = ExperimentConfig()
 
 #: The parameters ``--quick`` reads; every other one given with it would be ignored.
-#: (``--jobs`` and ``--regimes`` apply on top of the quick sizes.)
+#: (``--jobs``, ``--threads`` and ``--regimes`` apply on top of the quick sizes.)
 _QUICK_READS: Final = frozenset(
-    {"out", "work_dir", "data_dir", "quick", "train_only", "jobs", "regimes", "progress"}
+    {"out", "work_dir", "data_dir", "quick", "train_only", "jobs", "threads", "regimes", "progress"}
 )
 
 
@@ -81,7 +91,7 @@ def _refuse_ignored_by_quick(ctx: click.Context) -> None:
 
 
 @click.command("experiment")
-@click.option(
+@shown(
     "-o",
     "--output",
     "--out",
@@ -90,29 +100,22 @@ def _refuse_ignored_by_quick(ctx: click.Context) -> None:
     old=("--out",),
     type=click.Path(path_type=Path, dir_okay=True, file_okay=False),
     default=_FULL.out,
-    show_default=True,
     help="Folder for the report.",
 )
-@click.option(
+@shown(
     "--work-dir",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=FOLDER,
     default=_FULL.grid.work_dir,
-    show_default=True,
     help="Trained networks and cached measurements (reused by later runs).",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Folder with fashion_mnist/ and gtsrb/ (default: ../shared/data).",
-)
+@data_dir_option("Folder with fashion_mnist/ and gtsrb/ (default: ../shared/data).")
 @click.option(
     "--quick",
     is_flag=True,
     help="Toy size (1 epoch on 256 rows, a few points): the whole pipeline in ~1 min; "
     "refuses the size flags below.",
 )
-@click.option(
+@shown(
     "--data",
     "--datasets",
     "datasets",
@@ -120,104 +123,75 @@ def _refuse_ignored_by_quick(ctx: click.Context) -> None:
     old=("--datasets",),
     type=CommaSeparated(DATASET_NAMES),
     default=_listed(_FULL.datasets),
-    show_default=True,
     help="Datasets to train and measure, comma-separated.",
 )
-@click.option(
-    "--epochs",
-    type=int,
-    default=_FULL.grid.epochs,
-    show_default=True,
-    help="Training epochs (paper: 100).",
-)
-@click.option(
-    "--lr",
-    type=float,
-    default=_FULL.grid.lr,
-    show_default=True,
-    help="Adam learning rate (paper: 1e-4).",
-)
+@shown("--epochs", type=int, default=_FULL.grid.epochs, help="Training epochs (paper: 100).")
+@shown("--lr", type=float, default=_FULL.grid.lr, help="Adam learning rate (paper: 1e-4).")
 @click.option(
     "--train-limit",
     type=int,
     default=None,
     help="Train on the first N training rows (default: all).",
 )
-@click.option(
+@shown(
     "--bigger",
     type=CommaSeparated(DATASET_NAMES),
     default=_listed(_FULL.bigger),
-    show_default=True,
     help="Datasets that also get the bigger-network regimes ('' for none).",
 )
-@click.option(
+@shown(
     "--points",
     "curve_points",
     type=int,
     default=_FULL.curve_points,
-    show_default=True,
     help="Test points for the security/accuracy curves.",
 )
-@click.option(
+@shown(
     "--eps",
     "curve_eps",
     default=_listed(_FULL.curve_eps),
-    show_default=True,
     help="ε values of the security/accuracy curves, comma-separated.",
 )
-@click.option(
+@shown(
     "--samples",
     type=int,
     default=_FULL.samples,
-    show_default=True,
     help="Uniform samples per point for constraint accuracy.",
 )
-@click.option(
+@shown(
     "--cert-points",
     type=int,
     default=_FULL.cert_points,
-    show_default=True,
     help="Test points whose satisfaction is decided exactly.",
 )
-@click.option(
+@shown(
     "--cert-eps",
     default=_listed(_FULL.cert_eps),
-    show_default=True,
     help="ε values of the certified satisfaction, comma-separated.",
 )
-@click.option(
+@shown(
     "--cert-props",
     type=CommaSeparated(PROPERTIES),
     default=_listed(_FULL.cert_props),
-    show_default=True,
     help="Properties whose satisfaction is decided, comma-separated.",
 )
-@click.option(
-    "--timeout",
-    type=float,
-    default=_FULL.timeout_s,
-    show_default=True,
-    help="Seconds per exact query.",
-)
-@click.option(
-    "--device",
-    default=_FULL.grid.device,
-    show_default=True,
-    help="Training device: auto, cpu or cuda[:N].",
-)
-@click.option(
+@shown("--timeout", type=float, default=_FULL.timeout_s, help="Seconds per exact query.")
+@shown("--device", default=_FULL.grid.device, help="Training device: auto, cpu or cuda[:N].")
+@shown(
     "--seed",
     type=int,
     default=_FULL.grid.seed,
-    show_default=True,
     help="Seed of training (initialisation, order, samples).",
 )
-@click.option(
+@shown(
     "--jobs",
     type=int,
     default=_FULL.jobs,
-    show_default=True,
     help="Networks measured at the same time, each in its own process.",
+)
+@threads_option(
+    "Torch intra-op threads of this process: training, and measuring with --jobs 1 (default: "
+    "torch's own, one per core); 1 is often much faster on a loaded machine."
 )
 @click.option(
     "--regimes",
@@ -232,11 +206,7 @@ def _refuse_ignored_by_quick(ctx: click.Context) -> None:
     is_flag=True,
     help="Train (or resume) the grid's networks under --work-dir and stop: no measurements.",
 )
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Progress bars on stderr (default: when stderr is a terminal).",
-)
+@progress_option("Progress bars on stderr (default: when stderr is a terminal).")
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -259,6 +229,7 @@ def command(
     device: str,
     seed: int,
     jobs: int,
+    threads: int | None,
     regimes: str | None,
     train_only: bool,
     progress: bool | None,
@@ -277,7 +248,7 @@ def command(
     if jobs < 1:
         raise InputError(f"--jobs must be >= 1, got {jobs}")
     chosen = None if regimes is None else _names("--regimes", regimes, _REGIME_KEYS)
-    show = sys.stderr.isatty() if progress is None else progress
+    show = show_progress(progress)
     if quick:
         config = quick_config(out, work_dir, data_dir, jobs=jobs, regimes=chosen)
         config = replace(config, grid=replace(config.grid, progress=show))
@@ -311,6 +282,9 @@ def command(
             jobs=jobs,
             regimes=chosen,
         )
+    use_threads(threads)
+    if not train_only and config.cert_points > 0:
+        require_backend("auto")  # certified satisfaction needs a solver: say so before training
     if train_only:
         nets = train_grid(config, lambda line: click.echo(line, err=True))
         click.echo(f"{len(nets)} networks trained under {config.grid.work_dir}")

@@ -10,38 +10,20 @@ import click
 from robustprop.export.onnx_export import export_onnx
 from robustprop.properties.errors import InputError
 from robustprop.training.checkpoint import load_checkpoint
-from robustprop.training.data import DATASET_NAMES, load_dataset
-from robustprop.verify.cli.param_types import NameOrFile, OldNames
+from robustprop.training.data import load_dataset
+from robustprop.verify.cli.options import FILE, data_dir_option, data_option, output_file_option
 from robustprop.verify.experiment.train_job import PARITY_POINTS
 
 __all__ = ["command"]
 
 
 @click.command("export")
-@click.argument("checkpoint", type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="ONNX file to write (replaced atomically).",
+@click.argument("checkpoint", type=FILE)
+@output_file_option(required=True, help="ONNX file to write (replaced atomically).")
+@data_option(
+    "Dataset whose test split feeds the parity check (default: the checkpoint's).", default=None
 )
-@click.option(
-    "--data",
-    "--dataset",
-    "dataset",
-    cls=OldNames,
-    old=("--dataset",),
-    type=NameOrFile(DATASET_NAMES, ".npz"),
-    default=None,
-    help="Dataset whose test split feeds the parity check (default: the checkpoint's).",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Folder with fashion_mnist/ and gtsrb/ (default: $ROBUSTPROP_DATA_DIR or ../shared/data).",
-)
+@data_dir_option()
 def command(checkpoint: Path, output: Path, dataset: str | None, data_dir: Path | None) -> None:
     """Export CHECKPOINT to ONNX (opset >= 13, clamp as Clip, training metadata).
 

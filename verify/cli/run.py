@@ -17,16 +17,18 @@ from robustprop.properties.base import REFERENCES
 from robustprop.properties.errors import InputError, InternalError
 from robustprop.training.cache import cache_dir
 from robustprop.training.data import SPLITS
+from robustprop.verify.cli.options import progress_option, shown, solver_options
 from robustprop.verify.cli.param_types import TableChoice
 from robustprop.verify.cli.printout import print_summary
 from robustprop.verify.cli.run_flags import RunFlags
 from robustprop.verify.cli.version import tool_version
+from robustprop.verify.engine.backends.registry import require_backend
 from robustprop.verify.engine.network import SUPPORTED_OPS
 from robustprop.verify.formats.output_file import check_output, is_stdout, writes_in_place
 from robustprop.verify.formats.text import printable
 from robustprop.verify.report.document import sweep_document, to_json, write_json
 from robustprop.verify.report.junit import write_junit
-from robustprop.verify.run.config import ATTACK_PRESETS, BACKEND_CHOICES
+from robustprop.verify.run.config import ATTACK_PRESETS
 from robustprop.verify.run.gates import GateBound, Gates
 from robustprop.verify.run.progress import ProgressBar
 from robustprop.verify.run.reuse import ALL_STATUSES
@@ -68,14 +70,13 @@ def _split_metrics(value: str) -> tuple[str, ...]:
 )
 @click.option("--data", default=None, help="Dataset name or .npz (x, y); default: the model's.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Dataset folder.")
-@click.option(
+@shown(
     "--split",
     type=TableChoice("split", SPLITS),
     default="test",
-    show_default=True,
     help="Which split of the data set the points come from.",
 )
-@click.option("--points", type=int, default=100, show_default=True, help="How many points.")
+@shown("--points", type=int, default=100, help="How many points.")
 @click.option(
     "--sample-points",
     "point_seed",
@@ -83,56 +84,41 @@ def _split_metrics(value: str) -> tuple[str, ...]:
     default=None,
     help="Seed for a random choice of points (default: the first N rows).",
 )
-@click.option(
+@shown(
     "--eps",
     default="0.1",
-    show_default=True,
     help="Ball radius ε (L∞); a comma-separated list runs a sweep.",
 )
 @click.option("--delta", type=float, default=None, help="SR: output bound δ (default 10).")
 @click.option("--lipschitz", type=float, default=None, help="LR: constant L (default 10).")
 @click.option("--eta", type=float, default=None, help="SCR: probability η (default 0.52).")
-@click.option(
+@shown(
     "--reference",
     type=TableChoice("reference", REFERENCES),
     default="output",
-    show_default=True,
     help="Compare with f(x̂) or with the data label.",
 )
-@click.option(
+@shown(
     "--metrics",
     default=",".join(METRICS),
-    show_default=True,
     help=f"Comma-separated metrics to measure, from: {', '.join(METRICS)}.",
 )
-@click.option(
-    "--backend",
-    type=TableChoice("backend", BACKEND_CHOICES),
-    default="auto",
-    show_default=True,
-    help="Exact backend; auto: Z3 for tiny networks, else the Marabou/MILP portfolio "
+@solver_options(
+    backend_help="Exact backend; auto: Z3 for tiny networks, else the Marabou/MILP portfolio "
     "(Marabou with --strategy plain).",
+    strategy_help="staged: center, PGD, bound propagation, then the exact backend; plain: every "
+    "point straight to the exact backend (the baseline).",
 )
-@click.option(
-    "--strategy",
-    type=TableChoice("strategy", _values(Strategy)),
-    default="staged",
-    show_default=True,
-    help="staged: center, PGD, bound propagation, then the exact backend; plain: every point "
-    "straight to the exact backend (the baseline).",
-)
-@click.option(
+@shown(
     "--device",
     default="cpu",
-    show_default=True,
     help="Where PGD and bound propagation run (cpu, cuda, cuda:N).",
 )
-@click.option(
+@shown(
     "--timeout",
     "timeout_s",
     type=float,
     default=60.0,
-    show_default=True,
     help="Wall-clock seconds per point for the exact stage (solver, set-up and replay); a "
     "point still running then is stopped and unknown.",
 )
@@ -144,32 +130,29 @@ def _split_metrics(value: str) -> tuple[str, ...]:
     help="Wall-clock seconds for the whole run (all ε of a sweep); points not decided by then "
     "are unknown (reason: run time limit).",
 )
-@click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes.")
-@click.option(
+@shown("--jobs", type=int, default=1, help="Worker processes.")
+@shown(
     "--tau",
     type=float,
     default=1e-6,
-    show_default=True,
     help="Strictness margin: a violation must exceed it.",
 )
-@click.option(
+@shown(
     "--attack",
     "attack_preset",
     type=TableChoice("attack preset", ATTACK_PRESETS),
     default="strong",
-    show_default=True,
     help="PGD preset for security.",
 )
 @click.option("--attack-steps", type=int, default=None, help="Override PGD steps.")
 @click.option("--restarts", type=int, default=None, help="Override PGD restarts.")
-@click.option(
+@shown(
     "--samples",
     type=int,
     default=1000,
-    show_default=True,
     help="Uniform samples per point for accuracy.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of PGD and sampling.")
+@shown("--seed", type=int, default=0, help="Seed of PGD and sampling.")
 @click.option(
     "--min-satisfaction",
     type=float,
@@ -182,11 +165,10 @@ def _split_metrics(value: str) -> tuple[str, ...]:
     default=None,
     help="Gate: exit 1 unless every point is proved.",
 )
-@click.option(
+@shown(
     "--gate-on",
     type=TableChoice("satisfaction bound", _values(GateBound)),
     default="lower",
-    show_default=True,
     help="Which satisfaction bound --min-satisfaction checks.",
 )
 @click.option("--min-security", type=float, default=None, help="Gate: minimum PGD security.")
@@ -219,11 +201,10 @@ def _split_metrics(value: str) -> tuple[str, ...]:
     help="Let gates rest on stored holds/unknown verdicts without re-deciding them (the store "
     "is an unchecked cache: anyone who can write the file can write a verdict).",
 )
-@click.option(
+@shown(
     "--executor",
     type=TableChoice("executor", _values(Executor)),
     default="local",
-    show_default=True,
     help="Where exact queries run: local worker processes or a Ray cluster.",
 )
 @click.option("--address", default=None, help="Ray cluster address (default: a local instance).")
@@ -251,11 +232,7 @@ def _split_metrics(value: str) -> tuple[str, ...]:
     default=None,
     help="Input box LO,HI of the regions (default: the model's 'domain' metadata, else 0,1).",
 )
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Progress bar on stderr (default: when stderr is a terminal).",
-)
+@progress_option()
 def command(**params: Any) -> None:
     """Decide a robustness property on data points of an ONNX network.
 
@@ -269,6 +246,9 @@ def command(**params: Any) -> None:
     replays; every reused verdict is marked in the printout, the JSON and the JUnit XML.
     """
     flags = RunFlags(**params)
+    metrics = _split_metrics(flags.metrics)
+    if "satisfaction" in metrics:  # the only metric that needs a solver: checked before any work
+        require_backend(flags.backend, plain=flags.strategy == Strategy.PLAIN)
     props = flags.properties()
     net = flags.net
     if not net.is_file():
@@ -307,7 +287,6 @@ def command(**params: Any) -> None:
         and (is_stdout(flags.json_out) and is_stdout(flags.junit_out))
     ):
         raise InputError("--json - and --junit -: only one of them can go to standard output")
-    metrics = _split_metrics(flags.metrics)
     model = for_property(
         load(net, input_mean=flags.stats("mean"), input_std=flags.stats("std")), props[0]
     )

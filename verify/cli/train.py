@@ -35,10 +35,19 @@ from robustprop.training.config import (
     Sampler,
     TrainConfig,
 )
-from robustprop.training.data import DATASET_NAMES
 from robustprop.training.loop import RunOptions, TrainingInterrupted, resolve_device
 from robustprop.training.models import ARCHITECTURES
-from robustprop.verify.cli.param_types import NameOrFile, OldNames, TableChoice
+from robustprop.verify.cli.options import (
+    data_dir_option,
+    data_option,
+    output_file_option,
+    progress_option,
+    show_progress,
+    shown,
+    threads_option,
+    use_threads,
+)
+from robustprop.verify.cli.param_types import TableChoice
 from robustprop.verify.experiment.train_job import PRESETS, TrainJob, train_to_onnx
 
 __all__ = ["command"]
@@ -162,22 +171,8 @@ def _config(
 
 
 @click.command("train")
-@click.option(
-    "--data",
-    "--dataset",
-    "dataset",
-    cls=OldNames,
-    old=("--dataset",),
-    required=True,
-    type=NameOrFile(DATASET_NAMES, ".npz"),
-    help="A dataset name, or an .npz file with x, y (or x_train ... y_test).",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Folder with fashion_mnist/ and gtsrb/ (default: $ROBUSTPROP_DATA_DIR or ../shared/data).",
-)
+@data_option("A dataset name, or an .npz file with x, y (or x_train ... y_test).", required=True)
+@data_dir_option()
 @click.option(
     "--regime",
     required=True,
@@ -198,18 +193,14 @@ def _config(
     default=None,
     help=f"Sampler of the regime, the first is its default: {_SAMPLERS_HELP}.",
 )
-@click.option(
-    "-o",
-    "--output",
+@output_file_option(
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
     help="ONNX file to write; the checkpoint (.ckpt) and log (.log.jsonl) go beside it.",
 )
-@click.option(
+@shown(
     "--preset",
     type=TableChoice("preset", _PRESETS),
     default="paper",
-    show_default=True,
     help="Starting values of every hyper-parameter; the flags below override them "
     "(certified: 30 epochs, lr 1e-3).",
 )
@@ -268,17 +259,14 @@ def _config(
     default=None,
     help="lipschitz: train on the cross-entropy of s·f(x) (10; the scores span at most L).",
 )
-@click.option(
+@shown(
     "--arch",
     type=TableChoice("architecture", ARCHITECTURES),
     default="mlp",
-    show_default=True,
     help="Network architecture (mlp: the paper's n-100-m).",
 )
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of init, order, samples."
-)
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N].")
+@shown("--seed", type=int, default=0, help="Seed of init, order, samples.")
+@shown("--device", default="auto", help="auto | cpu | cuda[:N].")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint beside --output.")
 @click.option(
     "--train-limit",
@@ -286,15 +274,14 @@ def _config(
     default=None,
     help="Use only the first N training rows (quick runs).",
 )
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Progress bar on stderr (default: when stderr is a terminal).",
+@progress_option()
+@threads_option(
+    "Torch intra-op threads (default: torch's own, one per core); 1 is often much faster on "
+    "a loaded machine."
 )
-@click.option(
+@shown(
     "--cuda-graphs/--no-cuda-graphs",
     default=True,
-    show_default=True,
     help="On CUDA, replay each training step from a captured CUDA graph.",
 )
 def command(
@@ -332,6 +319,7 @@ def command(
     resume: bool,
     train_limit: int | None,
     progress: bool | None,
+    threads: int | None,
     cuda_graphs: bool,
 ) -> None:
     """Train a network (paper preset unless overridden) and export it to ONNX.
@@ -390,10 +378,11 @@ def command(
         lipschitz_flags,
     )
     config = _config(regime, prop, sampler, arch, seed, flags, preset)
+    use_threads(threads)
     options = RunOptions(
         device=resolve_device(device),
         resume=resume,
-        progress=sys.stderr.isatty() if progress is None else progress,
+        progress=show_progress(progress),
         cuda_graphs=cuda_graphs,
     )
     job = TrainJob(dataset, output, data_dir, train_limit, preset)

@@ -28,7 +28,9 @@ import click
 
 from robustprop.api import check_vnnlib
 from robustprop.properties.errors import InputError
+from robustprop.verify.cli.options import FILE, output_file_option, shown, solver_options
 from robustprop.verify.cli.param_types import TableChoice
+from robustprop.verify.engine.backends.registry import require_backend
 from robustprop.verify.formats.output_file import check_output, write_output
 from robustprop.verify.formats.text import printable
 from robustprop.verify.formats.vnncomp import (
@@ -37,7 +39,6 @@ from robustprop.verify.formats.vnncomp import (
     read_instances,
     results_text,
 )
-from robustprop.verify.run.config import BACKEND_CHOICES
 from robustprop.verify.run.stages import Strategy
 from robustprop.verify.run.vnnlib_check import InstanceResult, check_instances
 
@@ -48,19 +49,15 @@ EXIT_CODES = ("vnncomp", "verdict")
 
 
 @click.command("vnnlib")
-@click.option(
-    "--net",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="ONNX network (.onnx or .onnx.gz).",
-)
+@click.option("--net", type=FILE, help="ONNX network (.onnx or .onnx.gz).")
 @click.option(
     "--spec",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=FILE,
     help="VNN-LIB property, describing the unsafe set (.vnnlib or .vnnlib.gz).",
 )
 @click.option(
     "--instances",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=FILE,
     help="Batch mode: a VNN-COMP instances.csv (onnx,vnnlib,timeout per line, paths relative "
     "to the CSV's folder) instead of --net/--spec.",
 )
@@ -71,55 +68,39 @@ EXIT_CODES = ("vnncomp", "verdict")
     help="Wall-clock budget in seconds for the instance [default: 60]; with --instances a cap "
     "on each instance's own timeout.",
 )
-@click.option(
+@shown(
     "--timeout-scale",
     type=float,
     default=1.0,
-    show_default=True,
     help="With --instances: multiply each instance's timeout by this factor.",
 )
-@click.option(
-    "-o",
-    "--output",
+@output_file_option(
     "--results-file",
     "results_file",
-    type=click.Path(path_type=Path, dir_okay=False),
     help="Write VNN-COMP's result file: sat/unsat/timeout/unknown/error, then the "
     "counterexample after sat.",
 )
 @click.option(
     "--expected",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=FILE,
     help="With --instances: expected answers (CSV with a header naming onnx, vnnlib and "
     "expected or label) [default: ground_truth.csv beside the instances, if any].",
 )
-@click.option(
+@shown(
     "--exit-codes",
     type=TableChoice("exit-code scheme", EXIT_CODES),
     default="vnncomp",
-    show_default=True,
     help="vnncomp: 0 whenever an answer was reached; verdict: 0 for unsat, 1 otherwise.",
 )
-@click.option(
-    "--backend",
-    type=TableChoice("backend", BACKEND_CHOICES),
-    default="auto",
-    show_default=True,
-    help="Exact backend; auto: Marabou for --strategy plain, else Z3 for tiny networks and the "
-    "Marabou/MILP portfolio beyond.",
+@solver_options(
+    backend_help="Exact backend; auto: Marabou for --strategy plain, else Z3 for tiny networks "
+    "and the Marabou/MILP portfolio beyond.",
+    strategy_help="staged: falsifier, bound propagation, then the exact backend; plain: the "
+    "exact backend alone (the baseline).",
 )
-@click.option(
-    "--strategy",
-    type=TableChoice("strategy", [s.value for s in Strategy]),
-    default="staged",
-    show_default=True,
-    help="staged: falsifier, bound propagation, then the exact backend; plain: the exact "
-    "backend alone (the baseline).",
-)
-@click.option(
+@shown(
     "--attack/--no-attack",
     default=True,
-    show_default=True,
     help="staged: search for a counterexample with the falsifier before and beside the solver.",
 )
 def command(
@@ -143,6 +124,7 @@ def command(
             raise InputError(
                 "--instances runs a batch: give it without --net, --spec, --results-file"
             )
+        require_backend(backend, plain=strategy == Strategy.PLAIN)
         code = _batch(instances, expected, timeout, timeout_scale, backend, strategy, attack)
         sys.exit(code)
     if net is None or spec is None:
@@ -150,6 +132,7 @@ def command(
     if results_file is not None:
         check_output(results_file, "--results-file")
     try:
+        require_backend(backend, plain=strategy == Strategy.PLAIN)  # before any work
         result = check_vnnlib(
             net, spec, backend=backend, timeout=timeout or 60.0, attack=attack, strategy=strategy
         )

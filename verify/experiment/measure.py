@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from robustprop.api import check, load
-from robustprop.properties import PGDConfig, make_property
+from robustprop.properties import make_property
 from robustprop.verify.formats.output_file import write_output
+from robustprop.verify.run.config import ATTACK_PRESETS
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class Measure:
     eps: float
     points: int
     metrics: tuple[str, ...]
-    attack: str  # "paper" (the figures) or "strong" (the verifier's attack)
+    attack: str  # a key of ATTACK_PRESETS: "paper" (the figures) or "strong" (the verifier's)
     samples: int
     timeout_s: float = 0.0  # only used with satisfaction
 
@@ -106,7 +107,7 @@ def measure(
         data_dir=data_dir,
         metrics=m.metrics,
         timeout=m.timeout_s or 60.0,
-        attack_config=PGDConfig.paper() if m.attack == "paper" else PGDConfig.strong(),
+        attack_config=ATTACK_PRESETS[m.attack](),
         samples=m.samples,
         store=store,
     )
