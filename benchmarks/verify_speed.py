@@ -99,28 +99,27 @@ def _decided(verdicts: dict[int, str]) -> int:
 
 
 def run_pair(net: Path, regime: str, prop_name: str, eps: float, args: argparse.Namespace) -> Row:
+    import robustprop
     from robustprop.properties import make_property
-    from robustprop.verify.run.points import PointSelection
-    from robustprop.verify.run.runner import RunConfig, run
 
     data = str(args.points_npz) if args.points_npz else "fashion-mnist"
     results = {}
     times = {}
     stages: dict[str, int] = {}
     for strategy in ("plain", "staged"):
-        config = RunConfig(
-            model_path=net,
-            prop=make_property(prop_name, eps=eps),
-            selection=PointSelection(data, "test", args.points),
+        start = time.monotonic()
+        result = robustprop.check(
+            net,
+            make_property(prop_name, eps=eps),
+            data=data,
+            points=args.points,
             metrics=("satisfaction",),
             backend="auto",
-            timeout_s=args.timeout,
+            timeout=args.timeout,
             jobs=1,
             strategy=strategy,
-            store_path=None,
+            store=None,
         )
-        start = time.monotonic()
-        result = run(config)
         times[strategy] = time.monotonic() - start
         results[strategy] = {
             p.index: p.verdict.status.value for p in result.points if p.verdict is not None
