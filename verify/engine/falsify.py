@@ -33,8 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +45,7 @@ from robustprop.properties.errors import InputError
 from robustprop.properties.spec import Disjunct, FloatArray, Negation
 from robustprop.verify.engine.backends.base import group_by_box
 from robustprop.verify.engine.network import Network
-from robustprop.verify.engine.torch_net import to_torch
+from robustprop.verify.engine.torch_net import to_torch, torch_threads
 
 __all__ = ["MAX_SAMPLE_VALUES", "FalsifyConfig", "falsify", "falsify_boxes"]
 
@@ -111,7 +110,7 @@ def falsify(
         _Search.of(model, _BoxScore.of(network.m, g.disjuncts), g.disjuncts[0], cfg)
         for g in group_by_box(negation)
     ]
-    with _one_thread():
+    with torch_threads(1):
         deadline = time.monotonic() + cfg.time_s
         rounds = 0
         while True:
@@ -170,7 +169,7 @@ def falsify_boxes(
         members.setdefault(inside, []).append(b)
     model = to_torch(network, torch.float64)
     generator = torch.Generator().manual_seed(cfg.seed)
-    with _one_thread():
+    with torch_threads(1):
         deadline = time.monotonic() + cfg.time_s
         for ks, boxes in members.items():
             disjuncts = tuple(negation.disjuncts[k] for k in ks)
@@ -190,18 +189,6 @@ def falsify_boxes(
                 if cfg.rounds is not None and rounds >= cfg.rounds:
                     break
     return out
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one thread: the search is many tiny ops, and a second thread's hand-off
-    waits for a scheduler slice whenever the other cores are busy (solvers, other jobs)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
 
 
 @dataclass(frozen=True, eq=False)

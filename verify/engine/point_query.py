@@ -24,7 +24,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from robustprop.properties.spec import FloatArray, Negation
 from robustprop.verify.engine.bab import BabConfig, BabState, bab_decide, supported
@@ -37,6 +36,7 @@ from robustprop.verify.engine.network import Network
 from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.scr_encoding import ScrSettings, decide_scr
 from robustprop.verify.engine.screen import screen
+from robustprop.verify.engine.torch_net import torch_threads
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 
 __all__ = ["BAB_SHARE", "RELU_BAB_SHARE", "PointDecider", "Query", "confirm"]
@@ -178,12 +178,8 @@ class PointDecider:
         def check(x: FloatArray) -> Verdict | None:
             return confirm(self.replayer, x, negation, Stage.BAB, "bab")
 
-        saved = torch.get_num_threads()
-        torch.set_num_threads(1)  # one core per worker: the pool runs `jobs` of them
-        try:
+        with torch_threads(1):  # one core per worker: the pool runs `jobs` of them
             outcome = bab_decide(self._crown, negation, check, deadline, resume=resume)
-        finally:
-            torch.set_num_threads(saved)
         elapsed = time.monotonic() - start
         if outcome.status is Status.HOLDS:
             return Verdict(Status.HOLDS, Stage.BAB, "bab", elapsed, outcome.reason)

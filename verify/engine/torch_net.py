@@ -2,10 +2,14 @@
 attack it.
 
 Attacks only *propose* points: every counterexample is replayed through onnxruntime before a
-point is called violated, so the float32 arithmetic here never decides a verdict.
+point is called violated, so the float32 arithmetic here never decides a verdict. Also here:
+:func:`torch_threads`, the thread count the engine's many small torch ops run on.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -40,3 +44,20 @@ def to_torch(network: Network, dtype: torch.dtype = torch.float32) -> nn.Module:
     model = nn.Sequential(*modules)
     model.requires_grad_(False)
     return model.eval()
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run torch ops on ``count`` intra-op threads, then restore the setting.
+
+    The attacks, the bounds and branch and bound run many small ops; on a loaded machine
+    (solver processes, pool workers or other jobs on the other cores) every op's thread
+    hand-off can wait a scheduler slice, which made them ~10x slower with two threads than
+    with one on our two-core machine; a pool runs ``jobs`` workers of one thread each.
+    """
+    saved = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)

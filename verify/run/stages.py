@@ -32,13 +32,12 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
 
-from robustprop.lazy import load
 from robustprop.properties.errors import InputError, RobustpropError
 from robustprop.properties.spec import FloatArray, Negation
 from robustprop.verify.engine.bab import BabConfig, BabState, bab_decide, supported
@@ -48,6 +47,7 @@ from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Network
 from robustprop.verify.engine.point_query import BAB_SHARE, PointDecider, Query, confirm
 from robustprop.verify.engine.replay import Replayer
+from robustprop.verify.engine.torch_net import torch_threads
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 from robustprop.verify.run.model import ModelBytes
 from robustprop.verify.run.pool import RUN_TIME_LIMIT, WorkerPool, WorkerSpec
@@ -127,23 +127,6 @@ class ExactSettings:
         if self.deadline is None:
             return self.timeout_s
         return max(0.0, min(self.timeout_s, self.deadline - time.monotonic()))
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run torch ops on ``count`` intra-op threads, then restore the setting.
-
-    The attack and bound stages run many small ops; on a loaded machine (solver processes on
-    the other cores) every op's thread hand-off can wait a scheduler slice, which made them
-    ~10x slower with two threads than with one on our two-core machine.
-    """
-    torch = load("torch")
-    saved = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
 
 
 def bound_stage(
