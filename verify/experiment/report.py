@@ -28,7 +28,7 @@ from typing import Any
 
 from robustprop.verify.experiment.claims import Claim, paper_disagreements, verdict_summary
 from robustprop.verify.experiment.figures import draw_figures
-from robustprop.verify.experiment.grid import PAPER_ACCURACY, TrainedNet
+from robustprop.verify.experiment.grid import PAPER_ACCURACY, TABLE2_NOTES, TrainedNet
 from robustprop.verify.experiment.html_page import html_page
 from robustprop.verify.experiment.lipschitz import LipschitzFinding
 from robustprop.verify.experiment.lipschitz_report import lipschitz_section
@@ -213,6 +213,8 @@ def _markdown(data: ReportInput, pictures: list[tuple[str, Path]]) -> str:
         ]
     lines += ["", "## Table 2 — test accuracy (%)", ""]
     lines += _table2_md(data.nets)
+    in_grid = dict.fromkeys(n.dataset for n in data.nets)
+    lines += [f"\n*{ds}*: {TABLE2_NOTES[ds]}" for ds in in_grid if ds in TABLE2_NOTES]
     lines += ["", "## Claims of the paper, checked", ""]
     lines += [
         "Mean constraint security over the measured ε values (PGD attack of the paper, "

@@ -140,3 +140,22 @@ def test_html_page_escapes_and_embeds(tmp_path: Path) -> None:
     assert "&lt;script&gt;" in page and "<script>" not in page
     assert "<li>item PDF</li>" in page and "f.pdf" not in page
     assert 'src="data:image/png;base64,' in page
+
+
+def test_table2_explains_gtsrb_s_test_set_and_only_there(tmp_path: Path) -> None:
+    """Under Table 2, a GTSRB column comes with why it sits below the paper's (the official
+    test set vs a frame-level split) and where the evidence is; a grid without GTSRB does not."""
+    net = tmp_path / "golden.onnx"
+    shutil.copy(GOLDEN / "golden.onnx", net)
+    curves = [_row(s.key, a, 0.5) for s in REGIMES[:2] for a in ("sr", "lr", "scr")]
+
+    def table2(dataset: str) -> str:
+        nets = [TrainedNet(spec, dataset, net, 0.83, 100, 1, 1.0, True) for spec in REGIMES[:2]]
+        data = ReportInput(nets, curves, [], [], {"command": "x"}, 1.0)
+        text = write_report(tmp_path / dataset, data).read_text()
+        return text.split("## Table 2")[1].split("\n## ")[0]
+
+    assert "results/gtsrb-split/README.md" in table2("gtsrb")
+    assert "official test set" in table2("gtsrb")
+    assert "gtsrb-split" not in table2("fashion-mnist")
+    assert (Path(__file__).parents[3] / "results" / "gtsrb-split" / "run.py").is_file()
