@@ -29,9 +29,10 @@ from robustprop.verify.engine.bab_input import InputSplitConfig, input_split
 from robustprop.verify.engine.bab_relu import ReluSplitConfig, relu_split
 from robustprop.verify.engine.backends.base import group_by_box
 from robustprop.verify.engine.crown import Crown
+from robustprop.verify.engine.network import Network
 from robustprop.verify.engine.verdict import Status
 
-__all__ = ["BabConfig", "BabOutcome", "BabState", "bab_decide", "supported"]
+__all__ = ["BabConfig", "BabOutcome", "BabState", "bab_decide", "splits_inputs", "supported"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,11 @@ class BabConfig:
     max_input_dims: int = 10
     input: InputSplitConfig = field(default_factory=InputSplitConfig)
     relu: ReluSplitConfig = field(default_factory=ReluSplitConfig)
+
+
+def splits_inputs(network: Network, config: BabConfig | None = None) -> bool:
+    """Whether branch and bound splits ``network``'s inputs (else its ReLUs)."""
+    return network.n <= (config or BabConfig()).max_input_dims
 
 
 def supported(negation: Negation) -> bool:
@@ -77,7 +83,7 @@ def bab_decide(
             return BabOutcome(Status.UNKNOWN, "a disjunct without atoms; centre not replayed")
         if bool((spec.lower > spec.upper).any()):
             continue  # an empty box: nothing to decide
-        if network.n <= cfg.max_input_dims:
+        if splits_inputs(network, cfg):
             earlier = resume if resume is not None and resume.group == index else None
             outcome = input_split(
                 crown, spec, confirm, deadline, cfg.input, group=index, resume=earlier

@@ -17,8 +17,8 @@ with ``λ`` the coefficient of its output in the target atoms' bound. ``holds`` 
 is empty (the two children of a split cover their parent); ``violated`` only with a replayed
 candidate; ``unknown`` at the deadline or at the domain limit. An open sub-domain without a
 free unstable ReLU (all fixed, yet β's few steps did not close it) is decided exactly by
-:class:`~robustprop.verify.engine.bab_leaf.LeafSolver` (a linear program over the group's box
-with the splits fixed); its candidate, like any, counts only once replayed.
+:class:`~robustprop.verify.engine.backends.milp_leaf.LeafSolver` (a linear program over the
+group's box with the splits fixed); its candidate, like any, counts only once replayed.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from robustprop.verify.engine.bab_common import (
     first_confirmed,
     pgd_candidates,
 )
-from robustprop.verify.engine.bab_leaf import LeafSolver
+from robustprop.verify.engine.backends.milp_leaf import LeafSolver
 from robustprop.verify.engine.crown import Crown, LayerBounds
 from robustprop.verify.engine.network import Affine, Clip, Network, Relu
 from robustprop.verify.engine.torch_net import to_torch

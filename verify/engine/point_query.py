@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robustprop.properties.spec import FloatArray, Negation
-from robustprop.verify.engine.bab import BabConfig, BabState, bab_decide, supported
+from robustprop.verify.engine.bab import BabState, bab_decide, splits_inputs, supported
 from robustprop.verify.engine.backends.registry import choose_backend, get_backend
 from robustprop.verify.engine.bounds import Seed, seeded
 from robustprop.verify.engine.crown import Crown
@@ -107,7 +107,7 @@ class PointDecider:
         """The exact verdict for one query within about ``timeout_s`` seconds."""
         start = time.monotonic()
         share = self.bab_share
-        if self.network.n > BabConfig().max_input_dims:
+        if not splits_inputs(self.network):
             share = min(share, RELU_BAB_SHARE)
         if share > 0.0 and supported(query.negation):
             found = self._branch_and_bound(

@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from robustprop.verify.engine.bab_leaf import LeafSolver
 from robustprop.verify.engine.backends.base import group_by_box
 from robustprop.verify.engine.backends.milp import MilpBackend
+from robustprop.verify.engine.backends.milp_leaf import LeafSolver
 from robustprop.verify.engine.network import Affine, Relu
 from robustprop.verify.engine.verdict import Status
 from tests.verify.engine.bab_nets import make_net, random_negation

@@ -72,6 +72,17 @@ class MilpModel:
     d: int | None = None
     delta_of: dict[int, int] = field(default_factory=dict)  # ReLU input column → its binary
 
+    def fix_relu(self, z: int, sign: int) -> None:
+        """Restrict to ``z ≥ 0`` (``sign`` +1) or ``z ≤ 0`` (−1), the ReLU on ``z`` active or
+        inactive: the row, and its binary fixed if it has one."""
+        if sign > 0:
+            self.row([z], [1.0], 0.0, _INF)
+        else:
+            self.row([z], [1.0], -_INF, 0.0)
+        delta = self.delta_of.get(z)
+        if delta is not None:
+            self.col_lower[delta] = self.col_upper[delta] = 1.0 if sign > 0 else 0.0
+
     def copy(self) -> MilpModel:
         """A copy whose columns and rows can be changed without touching this model."""
         return MilpModel(

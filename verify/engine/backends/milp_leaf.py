@@ -26,13 +26,11 @@ import numpy.typing as npt
 
 from robustprop.properties.spec import FloatArray, Negation
 from robustprop.verify.engine.backends.base import import_solver
-from robustprop.verify.engine.backends.milp import MilpModel, encode_network, solve_disjunct
+from robustprop.verify.engine.backends.milp import encode_network, solve_disjunct
 from robustprop.verify.engine.network import Network
 from robustprop.verify.engine.verdict import Status
 
 __all__ = ["LeafSolver"]
-
-_INF = float("inf")
 
 
 class LeafSolver:
@@ -64,7 +62,7 @@ class LeafSolver:
                     if sign * float(constants[i]) < 0.0:
                         return Status.HOLDS, None, "a split contradicts a constant neuron"
                     continue
-                _fix(model, z, sign)
+                model.fix_relu(z, sign)
         for disjunct in self.group.disjuncts:
             left = deadline - time.monotonic()
             if left <= 0.0:
@@ -73,16 +71,3 @@ class LeafSolver:
             if status is not Status.HOLDS:
                 return status, x, reason
         return Status.HOLDS, None, "every disjunct infeasible"
-
-
-def _fix(model: MilpModel, z: int, sign: int) -> None:
-    """Add ``z ≥ 0`` (``sign`` +1) or ``z ≤ 0`` (−1) and fix the ReLU's binary, if it has one."""
-    if sign > 0:
-        model.row([z], [1.0], 0.0, _INF)
-    else:
-        model.row([z], [1.0], -_INF, 0.0)
-    delta = model.delta_of.get(z)
-    if delta is not None:
-        value = 1.0 if sign > 0 else 0.0
-        model.col_lower[delta] = value
-        model.col_upper[delta] = value
