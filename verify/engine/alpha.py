@@ -26,7 +26,7 @@ from torch import Tensor
 from robustprop.verify.engine.crown import Crown, LayerBounds, Slopes, relu_count
 from robustprop.verify.engine.network import Affine, Clip, Relu
 
-__all__ = ["AlphaConfig", "alpha_spec_lower", "initial_slopes"]
+__all__ = ["AlphaConfig", "Warm", "alpha_spec_lower", "initial_slopes", "warm_spec_lower"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,11 @@ class AlphaConfig:
     def __post_init__(self) -> None:
         if self.steps < 0 or not self.lr > 0:
             raise ValueError(f"alpha steps must be >= 0 and lr > 0, got {self.steps}, {self.lr}")
+
+
+#: Slopes (as :func:`initial_slopes`) and multipliers (activation layer → ``(B, K, w)``) to
+#: start the optimisation from, or the best ones it met.
+Warm = tuple[Slopes, dict[int, Tensor]]
 
 
 def initial_slopes(crown: Crown, bounds: LayerBounds, rows: int) -> Slopes:
@@ -76,6 +81,25 @@ def alpha_spec_lower(
     constraints then enter the bound with optimised multipliers ``β ≥ 0`` (β-CROWN).
     ``trace``: filled as by :meth:`~robustprop.verify.engine.crown.Crown.backward`.
     """
+    lower, lam_x, _ = warm_spec_lower(crown, bounds, spec, config, signs=signs, trace=trace)
+    return lower, lam_x
+
+
+def warm_spec_lower(
+    crown: Crown,
+    bounds: LayerBounds,
+    spec: Tensor,
+    config: AlphaConfig | None = None,
+    *,
+    signs: Mapping[int, Tensor] | None = None,
+    trace: dict[int, Tensor] | None = None,
+    start: Warm | None = None,
+) -> tuple[Tensor, Tensor, Warm]:
+    """:func:`alpha_spec_lower` from ``start`` (instead of CROWN's slopes and zero
+    multipliers; layers it lacks start as usual), also returning the best slopes and
+    multipliers met: branch and bound hands a sub-domain's to its children, so that a few
+    steps go further than from scratch. Only the starting point changes; the bound is as
+    sound whatever the slopes."""
     cfg = config or AlphaConfig()
     n_layers = len(crown.network.layers)
     rows = spec.shape[1]
@@ -84,6 +108,9 @@ def alpha_spec_lower(
     s = {j: t[:, None, :].to(torch.float64) for j, t in (signs or {}).items()}
     betas = {j: torch.zeros(t.shape[0], rows, t.shape[2], dtype=torch.float64, device=t.device)
              for j, t in s.items()}  # fmt: skip
+    if start is not None:
+        slopes = {j: start[0].get(j, ts) for j, ts in slopes.items()}
+        betas = {j: start[1].get(j, b) for j, b in betas.items()}
     if cfg.steps and (slopes or betas):
         slopes, betas = _optimise(crown, bounds, spec, zero, (slopes, betas, s), cfg)
     with torch.no_grad():
@@ -92,7 +119,7 @@ def alpha_spec_lower(
             bounds, n_layers, spec, zero, slopes, margin=True, trace=trace, betas=extra
         )
         interval = crown.spec_lower_interval(bounds, spec)
-    return torch.maximum(value, interval), lam_x
+    return torch.maximum(value, interval), lam_x, (slopes, betas)
 
 
 _Start = tuple[Slopes, dict[int, Tensor], dict[int, Tensor]]

@@ -6,7 +6,8 @@ groups of disjuncts sharing an input box, and decides each group:
 
 - inputs of at most ``max_input_dims`` dimensions by input splitting
   (:mod:`~robustprop.verify.engine.bab_input`);
-- wider inputs by ReLU splitting (:mod:`~robustprop.verify.engine.bab_relu`).
+- wider inputs by ReLU splitting (:mod:`~robustprop.verify.engine.bab_relu`), one search per
+  disjunct.
 
 The negation is empty (the property **holds**) when every group is; it is **violated** as
 soon as one group yields a candidate that the caller's ``confirm`` replays through
@@ -14,25 +15,35 @@ onnxruntime; otherwise the answer is **unknown** and the caller runs the exact s
 whole query as before (sub-domains are not handed over). An unknown at the deadline carries a
 :class:`~robustprop.verify.engine.bab_common.BabState`: a later call in the same process with
 ``resume=`` that state skips the groups already proved and, for input splitting, continues
-from the open sub-domains instead of the whole box.
+from the open sub-domains instead of the whole box; for ReLU splitting, it skips the disjuncts
+already proved.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
 
-from robustprop.properties.spec import Negation
+from robustprop.properties.spec import Disjunct, Negation
 from robustprop.verify.engine.bab_common import BabOutcome, BabState, Confirm, GroupSpec
 from robustprop.verify.engine.bab_input import InputSplitConfig, input_split
-from robustprop.verify.engine.bab_relu import ReluSplitConfig, relu_split
+from robustprop.verify.engine.bab_relu import ReluSplitConfig, relu_split_each
 from robustprop.verify.engine.backends.base import group_by_box
 from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Network
 from robustprop.verify.engine.verdict import Status
 
-__all__ = ["BabConfig", "BabOutcome", "BabState", "bab_decide", "splits_inputs", "supported"]
+__all__ = [
+    "BabConfig",
+    "BabOutcome",
+    "BabState",
+    "bab_decide",
+    "open_part",
+    "splits_inputs",
+    "supported",
+]
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +100,12 @@ def bab_decide(
                 crown, spec, confirm, deadline, cfg.input, group=index, resume=earlier
             )
         else:
-            outcome = relu_split(crown, spec, confirm, deadline, cfg.relu, group)
+            proved = resume.proved if resume is not None and resume.group == index else None
+            outcome, proved = relu_split_each(
+                crown, group, confirm, deadline, cfg.relu, proved or frozenset()
+            )
+            if outcome.status is Status.UNKNOWN:
+                outcome = dataclasses.replace(outcome, state=BabState(index, proved=proved))
         total += outcome.domains
         log.info("bab group: %s (%s)", outcome.status.value, outcome.reason)
         if outcome.status is not Status.HOLDS:
@@ -99,3 +115,20 @@ def bab_decide(
             state = BabState(index + 1)
             return BabOutcome(Status.UNKNOWN, "branch and bound: time up", total, state=state)
     return BabOutcome(Status.HOLDS, f"branch and bound: {total} sub-domains, all proved", total)
+
+
+def open_part(negation: Negation, state: BabState) -> Negation:
+    """The disjuncts of ``negation`` that a search stopped at ``state`` has not proved
+    impossible: the negation has a point iff this part has one (the rest is empty), so the
+    exact backend need only decide this part."""
+    kept: list[Disjunct] = []
+    for index, group in enumerate(group_by_box(negation)):
+        if index < state.group:
+            continue
+        own = group.disjuncts
+        if index == state.group:
+            own = tuple(d for k, d in enumerate(own) if k not in state.proved)
+        kept.extend(own)
+    if not kept:  # not from a search that stopped early; keep the query whole
+        return negation
+    return dataclasses.replace(negation, disjuncts=tuple(kept))

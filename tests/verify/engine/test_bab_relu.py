@@ -1,0 +1,144 @@
+"""ReLU splitting one disjunct at a time, and the open part it hands to the exact backend."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+
+from robustprop.properties.spec import Atom, Disjunct, Negation
+from robustprop.verify.engine.bab import BabState, open_part
+from robustprop.verify.engine.bab_relu import STALLED, ReluSplitConfig, relu_split_each
+from robustprop.verify.engine.backends.milp import MilpBackend
+from robustprop.verify.engine.crown import Crown
+from robustprop.verify.engine.network import Network
+from robustprop.verify.engine.point_query import PointDecider, Query
+from robustprop.verify.engine.verdict import Status, Verdict
+from robustprop.verify.run.stages import confirm
+from tests.verify.engine.bab_nets import make_net
+
+
+def class_negation(net: Network, seed: int, width: float) -> Negation:
+    """CR-like: some output other than the centre's top one reaches it (one disjunct per
+    output), over a box around a random centre."""
+    rng = np.random.default_rng(seed)
+    center = rng.uniform(-1.0, 1.0, net.n)
+    top = int(np.argmax(net.evaluate(center[None])[0]))
+    lower, upper = center - width, center + width
+    disjuncts = tuple(
+        Disjunct(lower, upper, (Atom(((j, 1.0), (top, -1.0)), 0.0),))
+        for j in range(net.m)
+        if j != top
+    )
+    return Negation(disjuncts, description="class")
+
+
+def two_boxes(negation: Negation) -> Negation:
+    """The negation's disjuncts over its box, then the same atoms over a shifted box."""
+    shifted = tuple(Disjunct(d.lower + 0.5, d.upper + 0.5, d.atoms) for d in negation.disjuncts)
+    return dataclasses.replace(negation, disjuncts=negation.disjuncts + shifted)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_each_disjunct_proved_has_no_point(seed: int) -> None:
+    """Whatever the search ends with, every disjunct it calls proved is empty for the MILP,
+    a holds means every disjunct is, and a violation replays."""
+    net = make_net(seed, (30, 12, 12, 5), scale=1.5)
+    negation = class_negation(net.network, seed, 0.12)
+    crown = Crown(net.network)
+
+    def check(x: np.ndarray) -> Verdict | None:
+        return confirm(net.replayer, x, negation)
+
+    outcome, proved = relu_split_each(crown, negation, check, time.monotonic() + 10)
+    milp = MilpBackend()
+    for d in proved:
+        one = dataclasses.replace(negation, disjuncts=(negation.disjuncts[d],))
+        assert milp.solve(net.network, one, 60.0).status is Status.HOLDS, d
+    if outcome.status is Status.HOLDS:
+        assert proved == frozenset(range(len(negation.disjuncts)))
+    elif outcome.status is Status.VIOLATED:
+        assert outcome.witness is not None and outcome.witness.witness is not None
+        x = outcome.witness.witness
+        assert negation.is_satisfied_by(x, net.replayer.evaluate32(x)[0])
+
+
+def test_already_proved_disjuncts_are_skipped() -> None:
+    """Resuming with every disjunct proved does no work; with some proved, the search ends
+    with the same answer and bounds no more sub-domains than one run."""
+    net = make_net(3, (30, 12, 12, 5), scale=1.5)
+    negation = class_negation(net.network, 3, 0.12)
+    crown = Crown(net.network)
+
+    def check(x: np.ndarray) -> Verdict | None:
+        return confirm(net.replayer, x, negation)
+
+    every = frozenset(range(len(negation.disjuncts)))
+    outcome, proved = relu_split_each(crown, negation, check, time.monotonic() + 10, None, every)
+    assert outcome.status is Status.HOLDS and outcome.domains == 0 and proved == every
+    whole, _ = relu_split_each(crown, negation, check, time.monotonic() + 30)
+    assert whole.status is Status.HOLDS, whole.reason
+    part, _ = relu_split_each(
+        crown, negation, check, time.monotonic() + 30, None, frozenset({0, 1})
+    )
+    assert part.status is Status.HOLDS and part.domains <= whole.domains
+
+
+def test_a_stalled_search_gives_its_disjunct_up_at_once() -> None:
+    """With no fully split sub-domain allowed, a search that reaches one stops (long before
+    its deadline) and leaves that disjunct to the exact backend."""
+    net = make_net(5, (30, 6, 4), scale=2.0)  # few ReLUs: fully split sub-domains come soon
+    negation = class_negation(net.network, 5, 0.4)
+    crown = Crown(net.network)
+
+    def check(x: np.ndarray) -> Verdict | None:
+        return confirm(net.replayer, x, negation)
+
+    config = ReluSplitConfig(max_leaves=0, attack_rows=0)
+    start = time.monotonic()
+    outcome, proved = relu_split_each(crown, negation, check, start + 60, config)
+    if outcome.status is Status.UNKNOWN:
+        assert STALLED in outcome.reason
+        assert time.monotonic() - start < 30
+        assert len(proved) < len(negation.disjuncts)
+
+
+def test_open_part_keeps_exactly_what_is_not_proved() -> None:
+    net = make_net(1, (30, 8, 4), scale=1.5)
+    negation = two_boxes(class_negation(net.network, 1, 0.1))  # two groups of 3 disjuncts
+    first, second = negation.disjuncts[:3], negation.disjuncts[3:]
+    assert open_part(negation, BabState(0)).disjuncts == negation.disjuncts
+    assert open_part(negation, BabState(0, proved=frozenset({1}))).disjuncts == (
+        first[0],
+        first[2],
+        *second,
+    )
+    assert open_part(negation, BabState(1)).disjuncts == second
+    assert open_part(negation, BabState(1, proved=frozenset({0, 2}))).disjuncts == (second[1],)
+    kept = open_part(negation, BabState(1, proved=frozenset({2})))
+    assert kept.tau == negation.tau and kept.description == negation.description
+
+
+def test_what_a_stopped_search_leaves_open_decides_the_query() -> None:
+    """A net and box where the search needs about a thousand sub-domains to prove all four
+    disjuncts: stopped early, its open part still holds for the MILP, and the decider with a
+    sliver of branch and bound before the MILP answers holds, like the MILP on the whole."""
+    net = make_net(12, (30, 24, 24, 5), scale=1.5)
+    negation = class_negation(net.network, 2, 0.1)
+    crown = Crown(net.network)
+
+    def check(x: np.ndarray) -> Verdict | None:
+        return confirm(net.replayer, x, negation)
+
+    milp = MilpBackend()
+    assert milp.solve(net.network, negation, 60.0).status is Status.HOLDS
+    outcome, proved = relu_split_each(crown, negation, check, time.monotonic() + 0.5)
+    if outcome.status is Status.UNKNOWN:
+        rest = open_part(negation, BabState(0, proved=proved))
+        assert len(rest.disjuncts) == len(negation.disjuncts) - len(proved)
+        assert milp.solve(net.network, rest, 60.0).status is Status.HOLDS
+    decider = PointDecider(net.network, net.replayer, "milp", bab_share=0.002)
+    verdict = decider.decide(Query(0, negation), timeout_s=60.0)
+    assert verdict.status is Status.HOLDS, verdict.reason
