@@ -97,8 +97,8 @@ def main() -> int:
                             compared += 1
                         if pair == {"holds", "violated"}:
                             disagreements += 1
-                            print(f"  DISAGREEMENT at point {a.index}: staged "
-                                  f"{a.verdict.status.value}, plain {b.verdict.status.value}")  # fmt: skip
+                            ours, theirs = a.verdict.status.value, b.verdict.status.value
+                            print(f"  DISAGREEMENT at point {a.index}: {ours} vs plain {theirs}")
     queries = sum(totals.values())
     decided = totals["holds"] + totals["violated"]
     print(f"\ntotal: {queries} queries, {totals['holds']} holds, {totals['violated']} violated, "
