@@ -13,7 +13,8 @@ Before the exact backend, a linear negation (VNN-LIB, CR, SR) gets branch and bo
 :data:`RELU_BAB_SHARE` when it splits ReLUs): in the worker, so that the pool's ``jobs`` run it
 in parallel and the pool's per-query limit bounds both. What it leaves open goes to the exact
 backend with the time that is left: only the disjuncts it did not prove
-(:func:`robustprop.verify.engine.bab.open_part`).
+(:func:`robustprop.verify.engine.bab.open_part`). SCR's linear sub-queries get the same, each
+for :data:`SCR_BAB_SHARE` of its time.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from robustprop.verify.engine.screen import screen
 from robustprop.verify.engine.torch_net import torch_threads
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 
-__all__ = ["BAB_SHARE", "RELU_BAB_SHARE", "PointDecider", "Query", "confirm"]
+__all__ = ["BAB_SHARE", "RELU_BAB_SHARE", "SCR_BAB_SHARE", "PointDecider", "Query", "confirm"]
 
 #: The share of a query's time that branch and bound gets before the exact backend.
 BAB_SHARE = 0.7
@@ -55,6 +56,9 @@ BAB_SHARE = 0.7
 #: networks it is far ahead of the MILP (SR at ε = 0.1: a few seconds where the MILP times
 #: out); on MNIST-FC 256x4/prop_3 (unsat) the two cost about the same per disjunct (≈ 11 s).
 RELU_BAB_SHARE = 0.5
+#: The share of each linear sub-query of SCR's refinement that branch and bound gets before
+#: the backend (the chord queries are linear negations like CR's).
+SCR_BAB_SHARE = 0.5
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +251,16 @@ class PointDecider:
                 return Status.HOLDS, None, "the sound output bounds refute the query"
             if screened.out_of_range:
                 return Status.UNKNOWN, None, screened.out_of_range
-            out = get_backend(screened.backend).solve(network, screened.negation, timeout_s)
+            rest = screened.negation
+            if self.bab_share > 0.0 and supported(rest):
+                start = time.monotonic()
+                found = self._branch_and_bound(rest, start + SCR_BAB_SHARE * timeout_s)
+                if isinstance(found, Verdict):
+                    return found.status, found.witness, found.reason
+                if found is not None:
+                    rest = open_part(rest, found)
+                timeout_s = max(0.0, timeout_s - (time.monotonic() - start))
+            out = get_backend(screened.backend).solve(network, rest, timeout_s)
             return out.status, out.x, out.reason
 
         def confirm(x: FloatArray, q: Negation) -> FloatArray | None:

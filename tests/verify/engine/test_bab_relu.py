@@ -8,6 +8,8 @@ import time
 import numpy as np
 import pytest
 
+from robustprop.properties import Domain
+from robustprop.properties.registry import make_property
 from robustprop.properties.spec import Atom, Disjunct, Negation
 from robustprop.verify.engine.bab import BabState, open_part
 from robustprop.verify.engine.bab_relu import STALLED, ReluSplitConfig, relu_split_each
@@ -142,3 +144,24 @@ def test_what_a_stopped_search_leaves_open_decides_the_query() -> None:
     decider = PointDecider(net.network, net.replayer, "milp", bab_share=0.002)
     verdict = decider.decide(Query(0, negation), timeout_s=60.0)
     assert verdict.status is Status.HOLDS, verdict.reason
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_scr_with_branch_and_bound_answers_like_without(seed: int) -> None:
+    """SCR's linear sub-queries go through ReLU splitting before the MILP: where both
+    deciders decide, they agree, and a violation replays."""
+    net = make_net(seed + 20, (30, 16, 16, 4), scale=1.5)
+    center = np.random.default_rng(seed).random(30)
+    y = net.replayer.evaluate64(center)[0]
+    prop = make_property("scr", eps=0.08, eta=0.6)
+    negation = prop.negation(center, y, int(np.argmax(y)), Domain())
+    staged = PointDecider(net.network, net.replayer, "milp").decide(Query(0, negation), 60.0)
+    plain = PointDecider(net.network, net.replayer, "milp", bab_share=0.0).decide(
+        Query(0, negation), 60.0
+    )
+    if Status.UNKNOWN not in (staged.status, plain.status):
+        assert staged.status is plain.status, (staged.reason, plain.reason)
+    if staged.status is Status.VIOLATED:
+        assert staged.witness is not None
+        x = staged.witness
+        assert negation.is_satisfied_by(x, net.replayer.evaluate64(x)[0])
