@@ -1,11 +1,11 @@
 """Soundness audit: Marabou vs Z3 vs the staged ``verify run`` vs sampling and PGD.
 
-A seeded generator writes many random small ReLU networks as real ONNX files (2–4 inputs,
-1–2 hidden layers of 3–8 ReLUs, 2–4 outputs, a final ``Clip(−100, 100)``; some are scaled so
-that the clamp is reached) and random points in ``[0, 1]^n``. For every network and every
-property (sr, lr, cr, scr) it picks parameters near the sampled worst case, so that verdicts
-split between holds and violated, and then decides each (network, point, property) query four
-ways:
+A seeded generator writes many random small ReLU networks as real ONNX files (2–4 inputs, or
+``--inputs LO,HI``; 1–2 hidden layers of 3–8 ReLUs, 2–4 outputs, a final ``Clip(−100, 100)``;
+some are scaled so that the clamp is reached) and random points in ``[0, 1]^n``. For every
+network and every property (sr, lr, cr, scr) it picks parameters near the sampled worst case,
+so that verdicts split between holds and violated, and then decides each (network, point,
+property) query four ways:
 
 - **marabou** and **z3**: :class:`robustprop.verify.engine.point_query.PointDecider` in a worker
 process per
@@ -83,9 +83,12 @@ FloatArray = npt.NDArray[np.float64]
 # ---------------------------------------------------------------------------- generation
 
 
-def random_layers(rng: np.random.Generator) -> list[tuple[FloatArray, FloatArray]]:
-    """Weights ``(W (out, in), b)`` of a random MLP; one in four is scaled past the clamp."""
-    n = int(rng.integers(2, 5))
+def random_layers(
+    rng: np.random.Generator, inputs: tuple[int, int] = (2, 5)
+) -> list[tuple[FloatArray, FloatArray]]:
+    """Weights ``(W (out, in), b)`` of a random MLP with ``inputs[0] ≤ n < inputs[1]``
+    inputs; one in four is scaled past the clamp."""
+    n = int(rng.integers(*inputs))
     hidden = [int(rng.integers(3, 9)) for _ in range(int(rng.integers(1, 3)))]
     m = int(rng.integers(2, 5))
     sizes = [n, *hidden, m]
@@ -375,11 +378,17 @@ def hostile(
 
 
 def audit_network(
-    index: int, seed: int, n_points: int, timeout_s: float, work: Path, n_hostile: int = 0
+    index: int,
+    seed: int,
+    n_points: int,
+    timeout_s: float,
+    work: Path,
+    n_hostile: int = 0,
+    inputs: tuple[int, int] = (2, 5),
 ) -> NetworkReport:
     start = time.monotonic()
     rng = np.random.default_rng([seed, index])
-    layers = random_layers(rng)
+    layers = random_layers(rng, inputs)
     folder = work / f"net{index:04d}"
     folder.mkdir()
     net_path, data_path = folder / "net.onnx", folder / "points.npz"
@@ -546,7 +555,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=20.0, help="Seconds per exact query.")
     parser.add_argument("--hostile", type=int, default=1, help="Points with hostile specs.")
+    parser.add_argument(
+        "--inputs",
+        default="2,5",
+        help="Input widths LO,HI (LO <= n < HI); above 10 inputs branch and bound splits "
+        "ReLUs instead of inputs (e.g. 12,20).",
+    )
     args = parser.parse_args(argv)
+    low, high = (int(v) for v in args.inputs.split(","))
+    inputs = (low, high)
     logging.basicConfig(level=logging.ERROR)
     torch.set_num_threads(1)
     counts: Counter[str] = Counter()
@@ -557,7 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="robustprop-audit-") as tmp:
         for index in range(args.start, args.start + args.networks):
             report = audit_network(
-                index, args.seed, args.points, args.timeout, Path(tmp), args.hostile
+                index, args.seed, args.points, args.timeout, Path(tmp), args.hostile, inputs
             )
             specs += report.specs
             for spec in report.specs:
