@@ -26,7 +26,7 @@ from torch import Tensor
 from robustprop.verify.engine.crown import Crown, LayerBounds, Slopes, relu_count
 from robustprop.verify.engine.network import Affine, Clip, Relu
 
-__all__ = ["AlphaConfig", "Warm", "alpha_spec_lower", "initial_slopes", "warm_spec_lower"]
+__all__ = ["AlphaConfig", "Warm", "alpha_spec_lower", "initial_slopes"]
 
 
 @dataclass(frozen=True)
@@ -71,35 +71,21 @@ def alpha_spec_lower(
     *,
     signs: Mapping[int, Tensor] | None = None,
     trace: dict[int, Tensor] | None = None,
-) -> tuple[Tensor, Tensor]:
-    """``(lower, lam_x)``: sound lower bounds of ``spec[b] @ f(x)`` over box ``b``
-    (``(B, K)``), with optimised slopes, and the input coefficients ``(B, K, n)`` of the
-    linear bound that gave them (for branching heuristics).
+    start: Warm | None = None,
+) -> tuple[Tensor, Tensor, Warm]:
+    """``(lower, lam_x, best)``: sound lower bounds of ``spec[b] @ f(x)`` over box ``b``
+    (``(B, K)``), with optimised slopes, the input coefficients ``(B, K, n)`` of the linear
+    bound that gave them (for branching heuristics), and the best slopes and multipliers met.
 
     ``signs`` (ReLU splitting): activation layer → ``(B, w)`` split signs (``+1`` active,
     ``−1`` inactive, 0 free), as given to ``layer_bounds`` for ``bounds``; the split
     constraints then enter the bound with optimised multipliers ``β ≥ 0`` (β-CROWN).
     ``trace``: filled as by :meth:`~robustprop.verify.engine.crown.Crown.backward`.
+    ``start``: where the optimisation starts instead of CROWN's slopes and zero multipliers
+    (layers it lacks start as usual): branch and bound hands a sub-domain's ``best`` to its
+    children, so that a few steps go further than from scratch. Only the starting point
+    changes; the bound is as sound whatever the slopes.
     """
-    lower, lam_x, _ = warm_spec_lower(crown, bounds, spec, config, signs=signs, trace=trace)
-    return lower, lam_x
-
-
-def warm_spec_lower(
-    crown: Crown,
-    bounds: LayerBounds,
-    spec: Tensor,
-    config: AlphaConfig | None = None,
-    *,
-    signs: Mapping[int, Tensor] | None = None,
-    trace: dict[int, Tensor] | None = None,
-    start: Warm | None = None,
-) -> tuple[Tensor, Tensor, Warm]:
-    """:func:`alpha_spec_lower` from ``start`` (instead of CROWN's slopes and zero
-    multipliers; layers it lacks start as usual), also returning the best slopes and
-    multipliers met: branch and bound hands a sub-domain's to its children, so that a few
-    steps go further than from scratch. Only the starting point changes; the bound is as
-    sound whatever the slopes."""
     cfg = config or AlphaConfig()
     n_layers = len(crown.network.layers)
     rows = spec.shape[1]

@@ -122,7 +122,7 @@ def bound_boxes(
     :meth:`GroupSpec.closed` says so) and the input coefficients of its linear bound."""
     with torch.no_grad():
         bounds = crown.layer_bounds(lo, hi)
-    neg_lower, lam = alpha_spec_lower(crown, bounds, spec.spec(lo.shape[0]), alpha)
+    neg_lower, lam, _ = alpha_spec_lower(crown, bounds, spec.spec(lo.shape[0]), alpha)
     return spec.slack(neg_lower), lam
 
 

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from robustprop.properties.spec import Negation
-from robustprop.verify.engine.alpha import AlphaConfig, Warm, warm_spec_lower
+from robustprop.verify.engine.alpha import AlphaConfig, Warm, alpha_spec_lower
 from robustprop.verify.engine.bab_common import (
     BabOutcome,
     Confirm,
@@ -240,7 +240,7 @@ def relu_split(
             if layout.splittable[k]
         }
         trace: dict[int, Tensor] = {}
-        neg_lower, lam, found = warm_spec_lower(
+        neg_lower, lam, found = alpha_spec_lower(
             crown, bounds, spec.spec(take), cfg.alpha, signs=split_signs, trace=trace, start=start
         )
         packing = packing or _Packing.of(found)

@@ -39,7 +39,7 @@ def test_alpha_lower_bound_is_below_the_sampled_minimum(
         splits, signs = {0: sign}, {1: sign}
     bounds = crown.layer_bounds(lo, hi, splits or None)
     spec = crown.tensor(rng.normal(size=(2, 5, net.m)))
-    lower, lam = alpha_spec_lower(
+    lower, lam, _ = alpha_spec_lower(
         crown, bounds, spec, AlphaConfig(steps=10, lr=0.5), signs=signs or None
     )
     assert lam.shape == (2, 5, net.n)
@@ -65,7 +65,7 @@ def test_optimised_slopes_tighten_crown_on_a_deeper_net() -> None:
     bounds = crown.layer_bounds(lo, hi)
     spec = crown.tensor(rng.normal(size=(8, 3, net.m)))
     crown_lower = crown.spec_lower(bounds, spec)
-    alpha_lower, _ = alpha_spec_lower(crown, bounds, spec, AlphaConfig(steps=20, lr=0.3))
+    alpha_lower, _, _ = alpha_spec_lower(crown, bounds, spec, AlphaConfig(steps=20, lr=0.3))
     # the optimisation starts from CROWN's slopes and keeps the best per row
     assert bool((alpha_lower >= crown_lower - 1e-9).all())
     assert float((alpha_lower - crown_lower).mean()) > 1e-3
@@ -77,5 +77,5 @@ def test_zero_steps_is_crown() -> None:
     lo, hi = crown.tensor([[0.0, 0.1, 0.2]]), crown.tensor([[0.4, 0.5, 0.6]])
     bounds = crown.layer_bounds(lo, hi)
     spec = crown.tensor(np.eye(3)[None])
-    alpha_lower, _ = alpha_spec_lower(crown, bounds, spec, AlphaConfig(steps=0))
+    alpha_lower, _, _ = alpha_spec_lower(crown, bounds, spec, AlphaConfig(steps=0))
     assert torch.allclose(alpha_lower, crown.spec_lower(bounds, spec), rtol=0, atol=1e-12)
