@@ -54,6 +54,7 @@ class BabOutcome:
     domains: int = 0  # sub-domains bounded
     witness: Verdict | None = None  # the confirmed violation, for VIOLATED
     state: BabState | None = None  # for UNKNOWN at the deadline: where to resume
+    stalled: bool = False  # UNKNOWN before the deadline: searching on is not worth it
 
 
 @dataclass(frozen=True, eq=False)

@@ -50,9 +50,9 @@ __all__ = ["ReluSplitConfig", "relu_split", "relu_split_each"]
 
 log = logging.getLogger(__name__)
 
-#: How a search ended when it gave up before its deadline (the reason starts with it): more
-#: sub-domains than ``max_domains`` or more fully split ones than ``max_leaves``. Such a
-#: disjunct is not searched again; the exact backend gets it.
+#: How a search ended when it gave up before its deadline (the reason starts with it, and its
+#: outcome is ``stalled``): more sub-domains than ``max_domains`` or more fully split ones than
+#: ``max_leaves``. Such a disjunct is not searched again; the exact backend gets it.
 STALLED = "ReLU splitting: stalled"
 
 #: The passes of :func:`relu_split_each`: whether sub-domains start from their parent's slopes
@@ -177,7 +177,7 @@ def relu_split_each(
                 proved = proved | {d}
             else:
                 last = outcome
-                if not outcome.reason.startswith(STALLED):
+                if not outcome.stalled:
                     left.append(d)
         todo = left
         if len(proved) == len(group.disjuncts):
@@ -216,7 +216,7 @@ def relu_split(
     pre_lo = torch.cat([root.lower[i] for i in layout.affine], dim=1)
     pre_hi = torch.cat([root.upper[i] for i in layout.affine], dim=1)
     signs = torch.zeros_like(pre_lo, dtype=torch.int8)
-    stack: Tensor | None = None  # per sub-domain: its parent's best slopes and multipliers
+    stack: Tensor | None = None  # warm: per sub-domain, its parent's best slopes and multipliers
     packing: _Packing | None = None
     leaves: list[LeafSolver] = []  # made on the first fully split sub-domain
     done = 0
@@ -229,8 +229,8 @@ def relu_split(
         lo, hi, sg = pre_lo[-take:], pre_hi[-take:], signs[-take:]
         pre_lo, pre_hi, signs = pre_lo[:-take], pre_hi[:-take], signs[:-take]
         start = None
-        if stack is not None and packing is not None:
-            start = packing.unpack(stack[-take:]) if warm else None
+        if stack is not None and packing is not None:  # only when warm
+            start = packing.unpack(stack[-take:])
             stack = stack[:-take]
         done += take
         bounds = _rebuild(network, layout, box_lo, box_hi, lo, hi, sg, final_mag)
@@ -243,7 +243,8 @@ def relu_split(
         neg_lower, lam, found = alpha_spec_lower(
             crown, bounds, spec.spec(take), cfg.alpha, signs=split_signs, trace=trace, start=start
         )
-        packing = packing or _Packing.of(found)
+        if warm:
+            packing = packing or _Packing.of(found)
         slack = spec.slack(neg_lower)
         open_ = ~spec.closed(slack)
         if not bool(open_.any()):
@@ -253,7 +254,7 @@ def relu_split(
             reason = f"ReLU splitting: counterexample after {done} sub-domains"
             return BabOutcome(Status.VIOLATED, reason, done, hit)
         lo, hi, sg, slack = lo[open_], hi[open_], sg[open_], slack[open_]
-        best = packing.pack(found)[open_]
+        best = packing.pack(found)[open_] if packing is not None else None
         trace = {j: t[open_] for j, t in trace.items()}
         column = _choose(layout, spec, slack, trace, lo, hi, sg)
         fixed = column < 0
@@ -264,14 +265,14 @@ def relu_split(
             fully_split += int(fixed.sum())
             if fully_split > cfg.max_leaves:
                 reason = f"{STALLED}: {fully_split} fully split sub-domains after {done}"
-                return BabOutcome(Status.UNKNOWN, reason, done)
+                return BabOutcome(Status.UNKNOWN, reason, done, stalled=True)
             if not leaves:
                 leaves.append(LeafSolver(network, group))
             outcome = _decide_leaves(leaves[0], layout, sg[fixed], confirm, deadline, done)
             if outcome is not None:
                 return outcome
             lo, hi, sg, column = lo[~fixed], hi[~fixed], sg[~fixed], column[~fixed]
-            best = best[~fixed]
+            best = best[~fixed] if best is not None else None
         rows = torch.arange(sg.shape[0], device=sg.device)
         active, inactive = sg.clone(), sg.clone()
         active[rows, column] = 1
@@ -279,10 +280,11 @@ def relu_split(
         pre_lo = torch.cat([pre_lo, lo, lo])
         pre_hi = torch.cat([pre_hi, hi, hi])
         signs = torch.cat([signs, inactive, active])
-        stack = torch.cat([stack, best, best]) if stack is not None else torch.cat([best, best])
+        if best is not None:
+            stack = torch.cat([best, best] if stack is None else [stack, best, best])
         if signs.shape[0] > cfg.max_domains:
             reason = f"{STALLED}: more than {cfg.max_domains} sub-domains open"
-            return BabOutcome(Status.UNKNOWN, reason, done)
+            return BabOutcome(Status.UNKNOWN, reason, done, stalled=True)
     return BabOutcome(Status.HOLDS, f"ReLU splitting: {done} sub-domains, all proved", done)
 
 
