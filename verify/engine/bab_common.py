@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from torch import Tensor, nn
 from robustprop.properties.spec import FloatArray, Negation
 from robustprop.verify.engine.verdict import Status, Verdict
 
-__all__ = ["BabOutcome", "BabState", "Confirm", "GroupSpec", "pgd_candidates"]
+__all__ = ["BabOutcome", "BabState", "Confirm", "GroupSpec", "Target", "pgd_candidates"]
 
 #: Replays a candidate; a ``violated`` verdict when it is a real counterexample, else None.
 Confirm = Callable[[FloatArray], Verdict | None]
@@ -55,6 +56,51 @@ class BabOutcome:
     witness: Verdict | None = None  # the confirmed violation, for VIOLATED
     state: BabState | None = None  # for UNKNOWN at the deadline: where to resume
     stalled: bool = False  # UNKNOWN before the deadline: searching on is not worth it
+
+
+class Target(Protocol):
+    """What ReLU splitting bounds and attacks on each sub-domain: ``K`` specification rows,
+    whose lower bounds decide whether a sub-domain is closed. A target may carry ``A`` numbers
+    per sub-domain (``aux``, ``(N, A)``) that its rows depend on and that a sub-domain hands to
+    its children (:class:`GroupSpec`: none; SCR: its margins' bounds)."""
+
+    @property
+    def lower(self) -> Tensor:
+        """``(n,)``: the input box's lower corner."""
+        ...
+
+    @property
+    def upper(self) -> Tensor: ...
+
+    def start(self) -> Tensor:
+        """``(1, A)``: the root's ``aux``."""
+        ...
+
+    def rows_for(self, aux: Tensor) -> Tensor:
+        """``(N, K, m)``: the rows to bound on ``N`` sub-domains."""
+        ...
+
+    def assess(self, neg_lower: Tensor, aux: Tensor) -> tuple[Tensor, Tensor]:
+        """From the rows' lower bounds ``(N, K)``: the slack (for :meth:`closed` and
+        :meth:`targets`) and the ``aux`` the sub-domains hand to their children."""
+        ...
+
+    def closed(self, slack: Tensor) -> Tensor:
+        """``(N,)``: whether the sub-domain is proved to contain no violation."""
+        ...
+
+    def targets(self, slack: Tensor) -> Tensor:
+        """``(N, K)``: the weight of each row in the branching heuristic."""
+        ...
+
+    def score(self, y: Tensor) -> Tensor:
+        """``(N,)``: how far outputs ``y`` are into the violation (a candidate where ``≥ 0``)."""
+        ...
+
+    def split_aux(self, aux: Tensor) -> tuple[Tensor, Tensor] | None:
+        """For sub-domains without a ReLU left to split: the ``aux`` of two children that
+        together cover each of them, or None when the target cannot split its own part."""
+        ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,6 +153,20 @@ class GroupSpec:
         """``(count, K, m)``: the rows ``−C`` whose lower bounds are ``−ub(C·y)``."""
         return (-self.C).expand(count, -1, -1)
 
+    # -- as a :class:`Target` (no per-sub-domain data) --
+
+    def start(self) -> Tensor:
+        return self.C.new_zeros((1, 0))
+
+    def rows_for(self, aux: Tensor) -> Tensor:
+        return self.spec(aux.shape[0])
+
+    def assess(self, neg_lower: Tensor, aux: Tensor) -> tuple[Tensor, Tensor]:
+        return self.slack(neg_lower), aux
+
+    def split_aux(self, aux: Tensor) -> tuple[Tensor, Tensor] | None:
+        return None  # fully split sub-domains go to the LP
+
     def slack(self, neg_lower: Tensor) -> Tensor:
         """``(N, K)``: ``ub(C_k·y) − rhs_k`` from the lower bounds of ``−C·y``; an atom is
         impossible where this is ``< 0``."""
@@ -155,7 +215,7 @@ def _combinations(atoms: list[tuple[FloatArray, float]]) -> list[tuple[FloatArra
 
 def pgd_candidates(
     model: nn.Module,
-    spec: GroupSpec,
+    spec: Target,
     start: Tensor,
     lower: Tensor,
     upper: Tensor,
@@ -187,7 +247,7 @@ def pgd_candidates(
 
 
 def first_confirmed(
-    model: nn.Module, spec: GroupSpec, points: Tensor, confirm: Confirm, limit: int = 8
+    model: nn.Module, spec: Target, points: Tensor, confirm: Confirm, limit: int = 8
 ) -> Verdict | None:
     """The first of ``points`` (best IR score first, at most ``limit`` tried) that replays as
     a violation."""

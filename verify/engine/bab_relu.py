@@ -1,5 +1,9 @@
 """Branch and bound by ReLU splitting, for high-dimensional inputs (MNIST: 784).
 
+What is bounded on each sub-domain is a :class:`~robustprop.verify.engine.bab_common.Target`:
+a group's linear atoms (:class:`~robustprop.verify.engine.bab_common.GroupSpec`, below), or
+SCR's chord bounds of the softmax (:mod:`~robustprop.verify.engine.bab_scr`).
+
 The input box stays whole; a sub-domain is the set of its inputs on which some ReLUs are fixed
 active (``z ≥ 0``, sign ``+1``) or inactive (``z ≤ 0``, sign ``−1``). Every sub-domain keeps
 the pre-activation bounds of its parent (CROWN's over the box at the root: sound for every
@@ -37,6 +41,7 @@ from robustprop.verify.engine.bab_common import (
     BabOutcome,
     Confirm,
     GroupSpec,
+    Target,
     first_confirmed,
     pgd_candidates,
 )
@@ -190,7 +195,7 @@ def relu_split_each(
 
 def relu_split(
     crown: Crown,
-    spec: GroupSpec,
+    spec: Target,
     confirm: Confirm,
     deadline: float,
     config: ReluSplitConfig | None = None,
@@ -199,11 +204,12 @@ def relu_split(
     root: LayerBounds | None = None,
     warm: bool = True,
 ) -> BabOutcome:
-    """Decide one group by ReLU splitting before ``deadline`` (see the module doc);
-    ``group``, the negation ``spec`` was made of, lets fully split sub-domains be decided
-    exactly (without it they end the search as unknown); ``root``: CROWN's bounds over the
-    group's box, if the caller has them; ``warm``: whether a sub-domain's slopes and
-    multipliers start from its parent's best (else from CROWN's)."""
+    """Decide one group (or another :class:`Target`) by ReLU splitting before ``deadline``
+    (see the module doc); ``group``, the negation a :class:`GroupSpec` was made of, lets
+    fully split sub-domains be decided exactly (without it, and unless the target splits its
+    own part, they end the search as unknown); ``root``: CROWN's bounds over the group's
+    box, if the caller has them; ``warm``: whether a sub-domain's slopes and multipliers start
+    from its parent's best (else from CROWN's)."""
     cfg = config or ReluSplitConfig()
     network = crown.network
     layout = _Layout.of(network)
@@ -216,6 +222,7 @@ def relu_split(
     pre_lo = torch.cat([root.lower[i] for i in layout.affine], dim=1)
     pre_hi = torch.cat([root.upper[i] for i in layout.affine], dim=1)
     signs = torch.zeros_like(pre_lo, dtype=torch.int8)
+    aux = spec.start()  # per sub-domain: the target's own data
     stack: Tensor | None = None  # warm: per sub-domain, its parent's best slopes and multipliers
     packing: _Packing | None = None
     leaves: list[LeafSolver] = []  # made on the first fully split sub-domain
@@ -226,8 +233,8 @@ def relu_split(
             return BabOutcome(Status.UNKNOWN, f"ReLU splitting: time up, {signs.shape[0]} "
                               f"sub-domains open after {done}", done)  # fmt: skip
         take = min(cfg.batch, signs.shape[0])
-        lo, hi, sg = pre_lo[-take:], pre_hi[-take:], signs[-take:]
-        pre_lo, pre_hi, signs = pre_lo[:-take], pre_hi[:-take], signs[:-take]
+        lo, hi, sg, ax = pre_lo[-take:], pre_hi[-take:], signs[-take:], aux[-take:]
+        pre_lo, pre_hi, signs, aux = pre_lo[:-take], pre_hi[:-take], signs[:-take], aux[:-take]
         start = None
         if stack is not None and packing is not None:  # only when warm
             start = packing.unpack(stack[-take:])
@@ -241,11 +248,11 @@ def relu_split(
         }
         trace: dict[int, Tensor] = {}
         neg_lower, lam, found = alpha_spec_lower(
-            crown, bounds, spec.spec(take), cfg.alpha, signs=split_signs, trace=trace, start=start
+            crown, bounds, spec.rows_for(ax), cfg.alpha, signs=split_signs, trace=trace, start=start
         )
-        if warm:
+        if warm and (found[0] or found[1]):  # a network without ReLUs has nothing to pass on
             packing = packing or _Packing.of(found)
-        slack = spec.slack(neg_lower)
+        slack, ax = spec.assess(neg_lower, ax)
         open_ = ~spec.closed(slack)
         if not bool(open_.any()):
             continue
@@ -253,25 +260,38 @@ def relu_split(
         if hit is not None:
             reason = f"ReLU splitting: counterexample after {done} sub-domains"
             return BabOutcome(Status.VIOLATED, reason, done, hit)
-        lo, hi, sg, slack = lo[open_], hi[open_], sg[open_], slack[open_]
+        lo, hi, sg, slack, ax = lo[open_], hi[open_], sg[open_], slack[open_], ax[open_]
         best = packing.pack(found)[open_] if packing is not None else None
         trace = {j: t[open_] for j, t in trace.items()}
         column = _choose(layout, spec, slack, trace, lo, hi, sg)
         fixed = column < 0
         if bool(fixed.any()):
-            if group is None:
+            halves = spec.split_aux(ax[fixed])
+            if halves is not None:  # the target splits its own part instead
+                f_lo, f_hi, f_sg = lo[fixed], hi[fixed], sg[fixed]
+                pre_lo = torch.cat([pre_lo, f_lo, f_lo])
+                pre_hi = torch.cat([pre_hi, f_hi, f_hi])
+                signs = torch.cat([signs, f_sg, f_sg])
+                aux = torch.cat([aux, *halves])
+                if best is not None:
+                    f_best = best[fixed]
+                    parts = [f_best, f_best] if stack is None else [stack, f_best, f_best]
+                    stack = torch.cat(parts)
+            elif group is None:
                 reason = "ReLU splitting: an open sub-domain with every ReLU fixed"
                 return BabOutcome(Status.UNKNOWN, reason, done)
-            fully_split += int(fixed.sum())
-            if fully_split > cfg.max_leaves:
-                reason = f"{STALLED}: {fully_split} fully split sub-domains after {done}"
-                return BabOutcome(Status.UNKNOWN, reason, done, stalled=True)
-            if not leaves:
-                leaves.append(LeafSolver(network, group))
-            outcome = _decide_leaves(leaves[0], layout, sg[fixed], confirm, deadline, done)
-            if outcome is not None:
-                return outcome
+            else:
+                fully_split += int(fixed.sum())
+                if fully_split > cfg.max_leaves:
+                    reason = f"{STALLED}: {fully_split} fully split sub-domains after {done}"
+                    return BabOutcome(Status.UNKNOWN, reason, done, stalled=True)
+                if not leaves:
+                    leaves.append(LeafSolver(network, group))
+                outcome = _decide_leaves(leaves[0], layout, sg[fixed], confirm, deadline, done)
+                if outcome is not None:
+                    return outcome
             lo, hi, sg, column = lo[~fixed], hi[~fixed], sg[~fixed], column[~fixed]
+            ax = ax[~fixed]
             best = best[~fixed] if best is not None else None
         rows = torch.arange(sg.shape[0], device=sg.device)
         active, inactive = sg.clone(), sg.clone()
@@ -280,6 +300,7 @@ def relu_split(
         pre_lo = torch.cat([pre_lo, lo, lo])
         pre_hi = torch.cat([pre_hi, hi, hi])
         signs = torch.cat([signs, inactive, active])
+        aux = torch.cat([aux, ax, ax])
         if best is not None:
             stack = torch.cat([best, best] if stack is None else [stack, best, best])
         if signs.shape[0] > cfg.max_domains:
@@ -393,7 +414,7 @@ def _rebuild(
 
 def _choose(
     layout: _Layout,
-    spec: GroupSpec,
+    spec: Target,
     slack: Tensor,
     trace: dict[int, Tensor],
     lo: Tensor,
@@ -422,7 +443,7 @@ def _choose(
 
 def _attack(
     model: torch.nn.Module,
-    spec: GroupSpec,
+    spec: Target,
     box_lo: Tensor,
     box_hi: Tensor,
     lam: Tensor,

@@ -13,8 +13,10 @@ Before the exact backend, a linear negation (VNN-LIB, CR, SR) gets branch and bo
 :data:`RELU_BAB_SHARE` when it splits ReLUs): in the worker, so that the pool's ``jobs`` run it
 in parallel and the pool's per-query limit bounds both. What it leaves open goes to the exact
 backend with the time that is left: only the disjuncts it did not prove
-(:func:`robustprop.verify.engine.bab.open_part`). SCR's linear sub-queries get the same, each
-for :data:`SCR_BAB_SHARE` of its time.
+(:func:`robustprop.verify.engine.bab.open_part`). An SCR negation on such a network first
+gets ReLU splitting on chord bounds of the softmax (:mod:`robustprop.verify.engine.bab_scr`)
+for the same share; what it leaves open goes to the chord refinement, whose linear
+sub-queries get branch and bound too, each for :data:`SCR_BAB_SHARE` of its time.
 """
 
 from __future__ import annotations
@@ -22,19 +24,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from robustprop.properties.spec import FloatArray, Negation
 from robustprop.verify.engine.bab import (
+    BabOutcome,
     BabState,
     bab_decide,
     open_part,
     splits_inputs,
     supported,
 )
+from robustprop.verify.engine.bab_scr import softmax_split
 from robustprop.verify.engine.backends.registry import choose_backend, get_backend
 from robustprop.verify.engine.bounds import Seed, seeded
 from robustprop.verify.engine.crown import Crown
@@ -134,6 +138,12 @@ class PointDecider:
             start = time.monotonic()
         network = seeded(self.network, query.seed)
         if negation.softmax is not None:
+            if share > 0.0 and not splits_inputs(self.network):
+                verdict = self._softmax_split(negation, start + share * timeout_s)
+                if verdict is not None:
+                    return verdict
+                timeout_s = max(0.0, timeout_s - (time.monotonic() - start))
+                start = time.monotonic()
             return self._decide_scr(network, query, start, start + timeout_s)
         if negation.distance is not None:
             local = self._local_lr(network, negation, start)
@@ -184,28 +194,38 @@ class PointDecider:
         """Branch and bound until ``deadline`` (from ``resume``, where an earlier search on
         this negation stopped): a verdict, or where the search stopped when it left the query
         open (None if it cannot say)."""
+        start = time.monotonic()
+        with torch_threads(1):  # one core per worker: the pool runs `jobs` of them
+            outcome = bab_decide(
+                self._bounds(), negation, self._check(negation), deadline, resume=resume
+            )
+        verdict = _bab_verdict(outcome, time.monotonic() - start)
+        if verdict is None:
+            log.info("branch and bound left the query open (%s)", outcome.reason)
+            return outcome.state
+        return verdict
+
+    def _softmax_split(self, negation: Negation, deadline: float) -> Verdict | None:
+        """SCR by ReLU splitting on chord bounds (:mod:`robustprop.verify.engine.bab_scr`)
+        until ``deadline``: a verdict, or None when it left the query open."""
+        start = time.monotonic()
+        with torch_threads(1):
+            outcome = softmax_split(self._bounds(), negation, self._check(negation), deadline)
+        verdict = _bab_verdict(outcome, time.monotonic() - start)
+        if verdict is None:
+            log.info("SCR branch and bound left the query open (%s)", outcome.reason)
+        return verdict
+
+    def _bounds(self) -> Crown:
         if self._crown is None:
             self._crown = Crown(self.network)
-        start = time.monotonic()
+        return self._crown
 
+    def _check(self, negation: Negation) -> Callable[[FloatArray], Verdict | None]:
         def check(x: FloatArray) -> Verdict | None:
             return confirm(self.replayer, x, negation, Stage.BAB, "bab")
 
-        with torch_threads(1):  # one core per worker: the pool runs `jobs` of them
-            outcome = bab_decide(self._crown, negation, check, deadline, resume=resume)
-        elapsed = time.monotonic() - start
-        if outcome.status is Status.HOLDS:
-            return Verdict(Status.HOLDS, Stage.BAB, "bab", elapsed, outcome.reason)
-        if outcome.status is Status.VIOLATED and outcome.witness is not None:
-            return dataclasses.replace(
-                outcome.witness,
-                stage=Stage.BAB,
-                backend="bab",
-                time_s=elapsed,
-                reason=f"{outcome.reason}; witness confirmed by onnxruntime",
-            )
-        log.info("branch and bound left the query open (%s)", outcome.reason)
-        return outcome.state
+        return check
 
     def _local_lr(self, network: Network, negation: Negation, start: float) -> Negation | Verdict:
         """LR's small ball decided by linear algebra (:mod:`robustprop.verify.engine.lr_local`);
@@ -316,3 +336,19 @@ class PointDecider:
             queries=result.queries,
             refinements=result.refinements,
         )
+
+
+def _bab_verdict(outcome: BabOutcome, elapsed: float) -> Verdict | None:
+    """A branch-and-bound search's ``holds`` or replayed ``violated`` as a verdict; None when
+    it left the query open."""
+    if outcome.status is Status.HOLDS:
+        return Verdict(Status.HOLDS, Stage.BAB, "bab", elapsed, outcome.reason)
+    if outcome.status is Status.VIOLATED and outcome.witness is not None:
+        return dataclasses.replace(
+            outcome.witness,
+            stage=Stage.BAB,
+            backend="bab",
+            time_s=elapsed,
+            reason=f"{outcome.reason}; witness confirmed by onnxruntime",
+        )
+    return None
