@@ -26,6 +26,7 @@ from click.testing import CliRunner, Result
 import robustprop
 from robustprop.properties import make_property
 from robustprop.verify.cli.main import cli
+from robustprop.verify.engine.revision import engine_revision
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 from robustprop.verify.run.gates import GateBound, Gates
 from robustprop.verify.run.model import ModelBytes
@@ -62,8 +63,12 @@ def _run(tmp_path: Path, store: Path, *extra: str) -> tuple[Result, dict[str, An
     return result, json.loads(out.read_text())
 
 
-def _forge(store: Path, status: Status, witness: np.ndarray | None = None) -> None:
-    """Rows as anyone can write them: the public key functions and the model's sha256."""
+def _forge(
+    store: Path, status: Status, witness: np.ndarray | None = None, revision: str = ""
+) -> None:
+    """Rows as anyone can write them: the public key functions and the model's sha256 (and
+    the engine's revision, of this engine unless ``revision`` is given)."""
+    backend = f"z3@{revision or engine_revision()}"
     prop = make_property("cr", eps=EPS)
     prop_key = property_key(prop.name, prop.params(), 1e-6)
     sha = ModelBytes.read(NET).sha256
@@ -72,7 +77,7 @@ def _forge(store: Path, status: Status, witness: np.ndarray | None = None) -> No
             w = None if witness is None else witness
             y = None if w is None else np.zeros(3)
             verdict = Verdict(status, Stage.SOLVER, "marabou", 1.0, witness=w, witness_output=y)
-            db.put(sha, prop_key, point_key(center.astype(np.float64), 0), "z3", 20.0, verdict)
+            db.put(sha, prop_key, point_key(center.astype(np.float64), 0), backend, 20.0, verdict)
 
 
 def _verdicts(doc: dict[str, Any]) -> list[str]:
@@ -215,3 +220,16 @@ def test_the_api_reuses_only_the_statuses_it_is_told(tmp_path: Path, status: str
         statuses = {row[0] for row in db.execute("SELECT status FROM verdicts")}
     db.close()
     assert "violated" in statuses
+
+
+def test_an_unknown_from_another_engine_revision_is_decided_again(tmp_path: Path) -> None:
+    """An unknown says only that the engine that stored it gave up: after the engine
+    changed, the point is decided again (here: violated), even where unknowns are reused."""
+    old = tmp_path / "old.sqlite"
+    _forge(old, Status.UNKNOWN, revision="0123456789ab")
+    prop = make_property("cr", eps=EPS)
+    x, y = _centers(), np.zeros(N, dtype=np.int64)
+    kwargs: dict[str, Any] = {"metrics": ("satisfaction",), "backend": "z3", "timeout": 20}
+    result = robustprop.check(NET, prop, x, y, store=old, strategy="plain", **kwargs)
+    assert result.store is not None and result.store.reused == 0
+    assert [p.verdict.status for p in result.points if p.verdict] == [Status.VIOLATED] * N

@@ -55,6 +55,7 @@ from robustprop.verify.engine.backends.registry import choose_backend
 from robustprop.verify.engine.network import Network, network_from_bytes
 from robustprop.verify.engine.point_query import Query
 from robustprop.verify.engine.replay import Replayer
+from robustprop.verify.engine.revision import engine_revision
 from robustprop.verify.engine.torch_net import to_torch
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 from robustprop.verify.run.checks import invariants, overrule_stored
@@ -388,7 +389,8 @@ def decide_stage(
     keys = (
         inputs.network.sha256,
         property_key(config.prop.name, config.prop.params(), config.tau),
-        backend.value,
+        # an unknown is reused only from the same backend *and* engine revision
+        f"{backend.value}@{engine_revision()}",
         config.timeout_s,
     )
     with contextlib.ExitStack() as stack:

@@ -13,6 +13,9 @@ before it counts; ``holds`` and ``unknown`` are reused only where no gate rests 
 the caller trusts the store; :mod:`robustprop.verify.run.reuse`). A ``holds`` or ``violated``
 is a fact about the network and the property whatever backend or timeout found it; an
 ``unknown`` is offered only for the same backend and a timeout no larger than the stored one.
+(The runner's backend key carries the engine's revision,
+:func:`~robustprop.verify.engine.revision.engine_revision`, so an unknown stored by an older
+engine is decided again.)
 
 A store that cannot be used *now* — locked by another process past the busy timeout, or in a
 folder this user cannot write (an unwritable ``$HOME`` or cache directory) — raises
