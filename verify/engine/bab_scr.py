@@ -179,6 +179,8 @@ def softmax_split(
     """Decide an SCR negation (one input box) by ReLU splitting on chord bounds before
     ``deadline``: ``holds`` when every sub-domain closes, ``violated`` with a replayed
     candidate, else ``unknown`` (the g-space refinement is the caller's next step)."""
+    if negation.softmax is None or len(negation.disjuncts) != 1:
+        raise ValueError("softmax_split takes an SCR negation with one input box")
     box = negation.disjuncts[0]
     lower, upper = crown.tensor(box.lower)[None], crown.tensor(box.upper)[None]
     if bool((lower > upper).any()):
