@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from robustprop.verify.experiment.claims import Claim, paper_disagreements, verdict_summary
+from robustprop.verify.experiment.deviations import TOLERANCE, table2_deviations
 from robustprop.verify.experiment.figures import draw_figures
 from robustprop.verify.experiment.grid import PAPER_ACCURACY, TABLE2_NOTES, TrainedNet
 from robustprop.verify.experiment.html_page import html_page
@@ -215,6 +216,15 @@ def _markdown(data: ReportInput, pictures: list[tuple[str, Path]]) -> str:
     lines += _table2_md(data.nets)
     in_grid = dict.fromkeys(n.dataset for n in data.nets)
     lines += [f"\n*{ds}*: {TABLE2_NOTES[ds]}" for ds in in_grid if ds in TABLE2_NOTES]
+    deviations = table2_deviations(data.nets, data.curves)
+    if deviations:
+        lines += [
+            "",
+            f"Regimes off the paper by more than ±{TOLERANCE} points relative to their "
+            "dataset's baseline, with what this run measured:",
+            "",
+        ]
+        lines += [f"- {d}" for d in deviations]
     lines += ["", "## Claims of the paper, checked", ""]
     lines += [
         "Mean constraint security over the measured ε values (PGD attack of the paper, "
