@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -71,6 +72,21 @@ STALLED = "ReLU splitting: stalled"
 #: SR at ε = 0.1, 30 points at 10 s: 6 unknown with warm starts only, 9 with warm first (60 %)
 #: then cold, 8 with this order, which also proves 256x4/prop_3 in 10 s.
 _PASSES: tuple[tuple[bool, float], ...] = ((False, 0.15), (True, 1.0))
+
+#: α effort at the root of :func:`relu_split_each`, for all disjuncts at once.
+_ROOT_ALPHA = AlphaConfig(steps=8, lr=0.3)
+
+
+def _passes(network: Network) -> tuple[tuple[bool, float], ...]:
+    """:data:`_PASSES`, or one warm pass where a single ReLU layer makes the cold one moot.
+
+    The cold pass is there for deep nets (256x4/prop_3). With one hidden layer, warm starts
+    alone left the fewest unknowns (Fashion-MNIST constraint-sr above: 6 against 8), and on a
+    query of many disjuncts (GTSRB SR: 86) the cold pass's share, split over all of them,
+    ends each search after about one batch, work the warm pass then repeats from scratch.
+    """
+    hidden = sum(isinstance(layer, Relu) for layer in network.layers)
+    return ((True, 1.0),) if hidden <= 1 else _PASSES
 
 
 @dataclass(frozen=True)
@@ -151,18 +167,30 @@ def relu_split_each(
     repeated.
     """
     network = crown.network
+    count = len(group.disjuncts)
+    if len(proved) == count:
+        return BabOutcome(Status.HOLDS, f"ReLU splitting: all {count} disjuncts proved", 0), proved
     box_lo = crown.tensor(group.disjuncts[0].lower)[None]
     box_hi = crown.tensor(group.disjuncts[0].upper)[None]
     with torch.no_grad():
         root = crown.layer_bounds(box_lo, box_hi)
         whole = GroupSpec.of(group, network.m, crown.device)
-        slack = whole.slack(crown.spec_lower(root, whole.spec(1)))[0]  # (K,)
+    # α-CROWN at the root for every disjunct at once: those it closes need no search of their
+    # own (a search's first sub-domain would do the same work, one disjunct at a time)
+    neg_lower = alpha_spec_lower(crown, root, whole.spec(1), _ROOT_ALPHA)[0]
+    slack = whole.slack(neg_lower.detach())[0]  # (K,)
+    closed = ((slack < 0.0).to(slack.dtype) @ whole.member) > 0.0  # (D,)
+    proved = proved | {d for d in range(len(group.disjuncts)) if bool(closed[d])}
     big = torch.finfo(slack.dtype).max
     per = torch.where(whole.member > 0, slack[:, None], big).min(dim=0).values  # (D,)
     todo = [d for d in torch.argsort(per).tolist() if d not in proved]
-    done = 0
+    done = 1
     last = BabOutcome(Status.UNKNOWN, "ReLU splitting: no time")
-    for warm, fraction in _PASSES:
+    if not todo:
+        return BabOutcome(Status.HOLDS, f"ReLU splitting: all {count} disjuncts proved at the "
+                          "root", done), proved  # fmt: skip
+    searches: dict[tuple[bool, int], _Search] = {}  # open searches: later rounds resume them
+    for warm, fraction in _rounds(network, deadline):
         left: list[int] = []
         end = time.monotonic() + fraction * max(0.0, deadline - time.monotonic())
         for position, d in enumerate(todo):
@@ -171,10 +199,14 @@ def relu_split_each(
                 left.extend(todo[position:])
                 break
             share = now + (end - now) / (len(todo) - position)
-            one = dataclasses.replace(group, disjuncts=(group.disjuncts[d],))
-            spec = GroupSpec.of(one, network.m, crown.device)
-            outcome = relu_split(crown, spec, confirm, share, config, one, root=root, warm=warm)
-            done += outcome.domains
+            search = searches.pop((warm, d), None)
+            if search is None:
+                one = dataclasses.replace(group, disjuncts=(group.disjuncts[d],))
+                spec = GroupSpec.of(one, network.m, crown.device)
+                search = _Search(crown, spec, confirm, config, one, root=root, warm=warm)
+            before = search.done
+            outcome = search.run(share)
+            done += search.done - before
             log.info("disjunct %d: %s (%s)", d, outcome.status.value, outcome.reason)
             if outcome.status is Status.VIOLATED:
                 return dataclasses.replace(outcome, domains=done), proved
@@ -184,13 +216,40 @@ def relu_split_each(
                 last = outcome
                 if not outcome.stalled:
                     left.append(d)
+                    held = sum(s.open for s in searches.values())
+                    if held + search.open <= (config or ReluSplitConfig()).max_domains:
+                        searches[warm, d] = search  # else it starts afresh: memory stays bounded
         todo = left
         if len(proved) == len(group.disjuncts):
             count = len(group.disjuncts)
             reason = f"ReLU splitting: {done} sub-domains, all {count} disjuncts proved"
             return BabOutcome(Status.HOLDS, reason, done), proved
+        if not todo:
+            break
     reason = f"{last.reason}; {len(proved)} of {len(group.disjuncts)} disjuncts proved"
     return BabOutcome(Status.UNKNOWN, reason, done), proved
+
+
+def _rounds(network: Network, deadline: float) -> Iterator[tuple[bool, float]]:
+    """The passes of :func:`relu_split_each` until ``deadline``: whether a round's searches
+    start sub-domains from their parent's slopes (warm) or CROWN's (cold), and its share of
+    the time left, which it divides among the disjuncts still open.
+
+    A search that meets its share is resumed by the next round of its kind from the
+    sub-domains it left open (nothing is bounded twice), so no disjunct is dropped while time
+    is left. With one hidden layer every round is warm (:func:`_passes`). Deeper, neither kind
+    is better everywhere (:data:`_PASSES`): a short cold round, a warm one, then cold and warm
+    in turn, each resumed — a portfolio that costs at most the time of the better kind twice.
+    """
+    if _passes(network) == ((True, 1.0),):
+        while time.monotonic() < deadline:
+            yield True, 1.0
+        return
+    yield from _PASSES[:1]
+    yield True, 0.5
+    while time.monotonic() < deadline:
+        yield False, 0.5
+        yield True, 1.0
 
 
 def relu_split(
@@ -210,37 +269,81 @@ def relu_split(
     own part, they end the search as unknown); ``root``: CROWN's bounds over the group's
     box, if the caller has them; ``warm``: whether a sub-domain's slopes and multipliers start
     from its parent's best (else from CROWN's)."""
-    cfg = config or ReluSplitConfig()
-    network = crown.network
-    layout = _Layout.of(network)
-    model = to_torch(network, torch.float64)
-    box_lo, box_hi = spec.lower[None], spec.upper[None]
-    if root is None:
-        with torch.no_grad():
-            root = crown.layer_bounds(box_lo, box_hi)
-    final_mag = root.magnitude[-1] if root.magnitude else None
-    pre_lo = torch.cat([root.lower[i] for i in layout.affine], dim=1)
-    pre_hi = torch.cat([root.upper[i] for i in layout.affine], dim=1)
-    signs = torch.zeros_like(pre_lo, dtype=torch.int8)
-    aux = spec.start()  # per sub-domain: the target's own data
-    stack: Tensor | None = None  # warm: per sub-domain, its parent's best slopes and multipliers
-    packing: _Packing | None = None
-    leaves: list[LeafSolver] = []  # made on the first fully split sub-domain
-    done = 0
-    fully_split = 0
-    while signs.shape[0]:
-        if time.monotonic() >= deadline:
-            return BabOutcome(Status.UNKNOWN, f"ReLU splitting: time up, {signs.shape[0]} "
-                              f"sub-domains open after {done}", done)  # fmt: skip
-        take = min(cfg.batch, signs.shape[0])
-        lo, hi, sg, ax = pre_lo[-take:], pre_hi[-take:], signs[-take:], aux[-take:]
-        pre_lo, pre_hi, signs, aux = pre_lo[:-take], pre_hi[:-take], signs[:-take], aux[:-take]
+    return _Search(crown, spec, confirm, config, group, root=root, warm=warm).run(deadline)
+
+
+class _Search:
+    """One ReLU-splitting search, resumable: :meth:`run` until a deadline, and again later
+    from the sub-domains it left open (none is lost or bounded twice)."""
+
+    def __init__(
+        self,
+        crown: Crown,
+        spec: Target,
+        confirm: Confirm,
+        config: ReluSplitConfig | None,
+        group: Negation | None,
+        *,
+        root: LayerBounds | None,
+        warm: bool,
+    ) -> None:
+        self.cfg = config or ReluSplitConfig()
+        self.crown, self.spec, self.confirm, self.group, self.warm = (
+            crown, spec, confirm, group, warm
+        )  # fmt: skip
+        network = crown.network
+        self.layout = _Layout.of(network)
+        self.model = to_torch(network, torch.float64)
+        self.box_lo, self.box_hi = spec.lower[None], spec.upper[None]
+        if root is None:
+            with torch.no_grad():
+                root = crown.layer_bounds(self.box_lo, self.box_hi)
+        self.final_mag = root.magnitude[-1] if root.magnitude else None
+        self.pre_lo = torch.cat([root.lower[i] for i in self.layout.affine], dim=1)
+        self.pre_hi = torch.cat([root.upper[i] for i in self.layout.affine], dim=1)
+        self.signs = torch.zeros_like(self.pre_lo, dtype=torch.int8)
+        self.aux = spec.start()  # per sub-domain: the target's own data
+        self.stack: Tensor | None = None  # warm: per sub-domain, its parent's best
+        self.packing: _Packing | None = None
+        self.leaves: list[LeafSolver] = []  # made on the first fully split sub-domain
+        self.done = 0
+        self.fully_split = 0
+
+    @property
+    def open(self) -> int:
+        """Sub-domains on the stack."""
+        return int(self.signs.shape[0])
+
+    def run(self, deadline: float) -> BabOutcome:
+        """Search on until ``deadline``; an unknown outcome "time up" can be run again."""
+        while self.signs.shape[0]:
+            if time.monotonic() >= deadline:
+                return BabOutcome(Status.UNKNOWN, f"ReLU splitting: time up, "
+                                  f"{self.signs.shape[0]} sub-domains open after {self.done}",
+                                  self.done)  # fmt: skip
+            outcome = self._batch(deadline)
+            if outcome is not None:
+                return outcome
+        return BabOutcome(
+            Status.HOLDS, f"ReLU splitting: {self.done} sub-domains, all proved", self.done
+        )
+
+    def _batch(self, deadline: float) -> BabOutcome | None:
+        """Bound, attack and split one batch from the top of the stack: the search's outcome
+        when it ends here, else None."""
+        cfg, spec, layout, network = self.cfg, self.spec, self.layout, self.crown.network
+        take = min(cfg.batch, self.signs.shape[0])
+        lo, hi, sg, ax = (
+            self.pre_lo[-take:], self.pre_hi[-take:], self.signs[-take:], self.aux[-take:]
+        )  # fmt: skip
+        self.pre_lo, self.pre_hi = self.pre_lo[:-take], self.pre_hi[:-take]
+        self.signs, self.aux = self.signs[:-take], self.aux[:-take]
         start = None
-        if stack is not None and packing is not None:  # only when warm
-            start = packing.unpack(stack[-take:])
-            stack = stack[:-take]
-        done += take
-        bounds = _rebuild(network, layout, box_lo, box_hi, lo, hi, sg, final_mag)
+        if self.stack is not None and self.packing is not None:  # only when warm
+            start = self.packing.unpack(self.stack[-take:])
+            self.stack = self.stack[:-take]
+        self.done += take
+        bounds = _rebuild(network, layout, self.box_lo, self.box_hi, lo, hi, sg, self.final_mag)
         split_signs = {  # every splittable layer, so that the multipliers keep their shape
             layout.affine[k] + 1: layout.part(sg, k)
             for k in range(len(layout.affine))
@@ -248,20 +351,21 @@ def relu_split(
         }
         trace: dict[int, Tensor] = {}
         neg_lower, lam, found = alpha_spec_lower(
-            crown, bounds, spec.rows_for(ax), cfg.alpha, signs=split_signs, trace=trace, start=start
-        )
-        if warm and (found[0] or found[1]):  # a network without ReLUs has nothing to pass on
-            packing = packing or _Packing.of(found)
+            self.crown, bounds, spec.rows_for(ax), cfg.alpha, signs=split_signs, trace=trace,
+            start=start,
+        )  # fmt: skip
+        if self.warm and (found[0] or found[1]):  # a net without ReLUs has nothing to pass on
+            self.packing = self.packing or _Packing.of(found)
         slack, ax = spec.assess(neg_lower, ax)
         open_ = ~spec.closed(slack)
         if not bool(open_.any()):
-            continue
-        hit = _attack(model, spec, box_lo, box_hi, lam[open_], cfg, confirm)
+            return None
+        hit = _attack(self.model, spec, self.box_lo, self.box_hi, lam[open_], cfg, self.confirm)
         if hit is not None:
-            reason = f"ReLU splitting: counterexample after {done} sub-domains"
-            return BabOutcome(Status.VIOLATED, reason, done, hit)
+            reason = f"ReLU splitting: counterexample after {self.done} sub-domains"
+            return BabOutcome(Status.VIOLATED, reason, self.done, hit)
         lo, hi, sg, slack, ax = lo[open_], hi[open_], sg[open_], slack[open_], ax[open_]
-        best = packing.pack(found)[open_] if packing is not None else None
+        best = self.packing.pack(found)[open_] if self.packing is not None else None
         trace = {j: t[open_] for j, t in trace.items()}
         column = _choose(layout, spec, slack, trace, lo, hi, sg)
         fixed = column < 0
@@ -269,25 +373,23 @@ def relu_split(
             halves = spec.split_aux(ax[fixed])
             if halves is not None:  # the target splits its own part instead
                 f_lo, f_hi, f_sg = lo[fixed], hi[fixed], sg[fixed]
-                pre_lo = torch.cat([pre_lo, f_lo, f_lo])
-                pre_hi = torch.cat([pre_hi, f_hi, f_hi])
-                signs = torch.cat([signs, f_sg, f_sg])
-                aux = torch.cat([aux, *halves])
-                if best is not None:
-                    f_best = best[fixed]
-                    parts = [f_best, f_best] if stack is None else [stack, f_best, f_best]
-                    stack = torch.cat(parts)
-            elif group is None:
+                f_best = best[fixed] if best is not None else None
+                self._push([f_lo, f_lo], [f_hi, f_hi], [f_sg, f_sg], list(halves), f_best)
+            elif self.group is None:
                 reason = "ReLU splitting: an open sub-domain with every ReLU fixed"
-                return BabOutcome(Status.UNKNOWN, reason, done)
+                return BabOutcome(Status.UNKNOWN, reason, self.done)
             else:
-                fully_split += int(fixed.sum())
-                if fully_split > cfg.max_leaves:
-                    reason = f"{STALLED}: {fully_split} fully split sub-domains after {done}"
-                    return BabOutcome(Status.UNKNOWN, reason, done, stalled=True)
-                if not leaves:
-                    leaves.append(LeafSolver(network, group))
-                outcome = _decide_leaves(leaves[0], layout, sg[fixed], confirm, deadline, done)
+                self.fully_split += int(fixed.sum())
+                if self.fully_split > cfg.max_leaves:
+                    reason = (
+                        f"{STALLED}: {self.fully_split} fully split sub-domains after {self.done}"
+                    )
+                    return BabOutcome(Status.UNKNOWN, reason, self.done, stalled=True)
+                if not self.leaves:
+                    self.leaves.append(LeafSolver(network, self.group))
+                outcome = _decide_leaves(
+                    self.leaves[0], layout, sg[fixed], self.confirm, deadline, self.done
+                )
                 if outcome is not None:
                     return outcome
             lo, hi, sg, column = lo[~fixed], hi[~fixed], sg[~fixed], column[~fixed]
@@ -297,16 +399,29 @@ def relu_split(
         active, inactive = sg.clone(), sg.clone()
         active[rows, column] = 1
         inactive[rows, column] = -1
-        pre_lo = torch.cat([pre_lo, lo, lo])
-        pre_hi = torch.cat([pre_hi, hi, hi])
-        signs = torch.cat([signs, inactive, active])
-        aux = torch.cat([aux, ax, ax])
-        if best is not None:
-            stack = torch.cat([best, best] if stack is None else [stack, best, best])
-        if signs.shape[0] > cfg.max_domains:
+        self._push([lo, lo], [hi, hi], [inactive, active], [ax, ax], best)
+        if self.signs.shape[0] > cfg.max_domains:
             reason = f"{STALLED}: more than {cfg.max_domains} sub-domains open"
-            return BabOutcome(Status.UNKNOWN, reason, done, stalled=True)
-    return BabOutcome(Status.HOLDS, f"ReLU splitting: {done} sub-domains, all proved", done)
+            return BabOutcome(Status.UNKNOWN, reason, self.done, stalled=True)
+        return None
+
+    def _push(
+        self,
+        lo: list[Tensor],
+        hi: list[Tensor],
+        signs: list[Tensor],
+        aux: list[Tensor],
+        best: Tensor | None,
+    ) -> None:
+        """Put two children per parent on top of the stack (their parent's best slopes and
+        multipliers beside them when warm)."""
+        self.pre_lo = torch.cat([self.pre_lo, *lo])
+        self.pre_hi = torch.cat([self.pre_hi, *hi])
+        self.signs = torch.cat([self.signs, *signs])
+        self.aux = torch.cat([self.aux, *aux])
+        if best is not None:
+            parts = [best, best] if self.stack is None else [self.stack, best, best]
+            self.stack = torch.cat(parts)
 
 
 @dataclass(frozen=True)

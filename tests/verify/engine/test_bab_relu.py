@@ -12,7 +12,14 @@ from robustprop.properties import Domain
 from robustprop.properties.registry import make_property
 from robustprop.properties.spec import Atom, Disjunct, Negation
 from robustprop.verify.engine.bab import BabState, open_part
-from robustprop.verify.engine.bab_relu import STALLED, ReluSplitConfig, relu_split_each
+from robustprop.verify.engine.bab_common import GroupSpec
+from robustprop.verify.engine.bab_relu import (
+    STALLED,
+    ReluSplitConfig,
+    _passes,
+    _Search,
+    relu_split_each,
+)
 from robustprop.verify.engine.backends.milp import MilpBackend
 from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Network
@@ -165,3 +172,36 @@ def test_scr_with_branch_and_bound_answers_like_without(seed: int) -> None:
         assert staged.witness is not None
         x = staged.witness
         assert negation.is_satisfied_by(x, net.replayer.evaluate64(x)[0])
+
+
+def test_a_search_resumed_in_slices_ends_as_one_run() -> None:
+    """A search stopped at a deadline and run again goes on from the sub-domains it left
+    open: the same answer, and no sub-domain bounded twice (the same count as one run)."""
+    net = make_net(0, (30, 12, 12, 5), scale=1.5)
+    negation = class_negation(net.network, 0, 0.2)
+    one = dataclasses.replace(negation, disjuncts=(negation.disjuncts[3],))  # 59 sub-domains
+    crown = Crown(net.network)
+    spec = GroupSpec.of(one, net.network.m, crown.device)
+
+    def check(x: np.ndarray) -> Verdict | None:
+        return confirm(net.replayer, x, one)
+
+    whole = _Search(crown, spec, check, None, one, root=None, warm=True)
+    first = whole.run(time.monotonic() + 30)
+    assert first.status is Status.HOLDS, first.reason
+    assert first.domains > 3  # a search with something to resume
+    sliced = _Search(crown, spec, check, None, one, root=None, warm=True)
+    stops = 0
+    while (out := sliced.run(time.monotonic())).status is Status.UNKNOWN:
+        assert out.reason.startswith("ReLU splitting: time up"), out.reason
+        stops += 1
+        sliced._batch(time.monotonic() + 30)  # one batch per slice
+    assert stops >= 1 and out.status is Status.HOLDS
+    assert sliced.done == whole.done
+
+
+def test_one_hidden_layer_gets_warm_rounds_only() -> None:
+    shallow = make_net(1, (30, 12, 5), scale=1.0).network
+    deep = make_net(1, (30, 12, 12, 5), scale=1.0).network
+    assert _passes(shallow) == ((True, 1.0),)
+    assert _passes(deep)[0] == (False, 0.15)
