@@ -17,13 +17,13 @@ from robustprop.verify.engine.bab_relu import (
     STALLED,
     ReluSplitConfig,
     _passes,
-    _Search,
     relu_split_each,
 )
 from robustprop.verify.engine.backends.milp import MilpBackend
 from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Network
 from robustprop.verify.engine.point_query import PointDecider, Query
+from robustprop.verify.engine.relu_search import Search
 from robustprop.verify.engine.verdict import Status, Verdict
 from robustprop.verify.run.stages import confirm
 from tests.verify.engine.bab_nets import make_net
@@ -186,11 +186,11 @@ def test_a_search_resumed_in_slices_ends_as_one_run() -> None:
     def check(x: np.ndarray) -> Verdict | None:
         return confirm(net.replayer, x, one)
 
-    whole = _Search(crown, spec, check, None, one, root=None, warm=True)
+    whole = Search(crown, spec, check, None, one, root=None, warm=True)
     first = whole.run(time.monotonic() + 30)
     assert first.status is Status.HOLDS, first.reason
     assert first.domains > 3  # a search with something to resume
-    sliced = _Search(crown, spec, check, None, one, root=None, warm=True)
+    sliced = Search(crown, spec, check, None, one, root=None, warm=True)
     stops = 0
     while (out := sliced.run(time.monotonic())).status is Status.UNKNOWN:
         assert out.reason.startswith("ReLU splitting: time up"), out.reason
