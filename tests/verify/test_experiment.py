@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -185,36 +184,3 @@ def test_two_runs_on_one_network_keep_each_others_measurements(tmp_path: Path) -
     write_cache(net, second)
     assert read_cache(net) == {"a": {"from": "first"}, "b": {"from": "second"}}
     assert second == read_cache(net)
-
-
-def test_a_cached_row_with_unknowns_is_measured_again_by_a_newer_engine(tmp_path: Path) -> None:
-    """An unknown is only what one engine revision gave up on: a row that has some is reused
-    under the revision that measured it, measured again under any other (or none recorded);
-    a row without unknowns is reused whatever the revision, and a malformed one is redone."""
-    from dataclasses import asdict
-
-    from robustprop.verify.engine.revision import engine_revision
-    from robustprop.verify.experiment.measure import Row, digest, measure
-
-    golden = Path(__file__).parent / "golden"
-    net = tmp_path / "golden.onnx"
-    shutil.copy(golden / "golden.onnx", net)
-    m = Measure("sr", 0.05, 5, ("security", "accuracy"), "paper", 10)
-    key = m.key(digest(net))
-    stale = asdict(Row("golden", "baseline", "sr", 0.05, 5, 0.5, 0.5, 1, 1, 3, {}, 1.0))
-
-    def reused(value: object) -> bool:
-        cache: dict[str, Any] = {key: value}
-        row, was_reused = measure(net, "golden", "baseline", m, data=str(golden / "golden.npz"),
-                                  cache=cache)  # fmt: skip
-        assert isinstance(row, Row)
-        if not was_reused:  # the fresh row replaced the cached one
-            assert cache[key]["unknown"] is None
-        return was_reused
-
-    assert reused({**stale, "engine": engine_revision()})
-    assert not reused({**stale, "engine": "0123456789ab"})
-    assert not reused(stale)  # no revision recorded: from before revisions
-    assert reused({**stale, "unknown": 0})
-    assert not reused({**stale, "surprise": 1})
-    assert not reused("not a row")

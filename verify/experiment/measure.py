@@ -10,11 +10,7 @@ network:
   points, with the per-stage counts.
 
 Results are cached per network in ``<net>.eval.json``, keyed by the network file's digest and
-every setting of the measurement, so a rerun measures only what is missing. A row with
-undecided points also records the exact engine's revision
-(:func:`~robustprop.verify.engine.revision.engine_revision`): an ``unknown`` says only that
-*that* engine gave up, so after the engine changes such a row is measured again (its decided
-points come back from the verdict store, ``store``; only the unknown ones are searched anew).
+every setting of the measurement, so a rerun measures only what is missing.
 """
 
 from __future__ import annotations
@@ -30,7 +26,6 @@ from typing import IO, Any, Final
 
 from robustprop.api import check, load
 from robustprop.properties import make_property
-from robustprop.verify.engine.revision import engine_revision
 from robustprop.verify.formats.output_file import write_output
 from robustprop.verify.run.config import ATTACK_PRESETS
 
@@ -84,10 +79,6 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-#: The cache field of a row with unknowns: the engine revision that left them undecided.
-_ENGINE: Final[str] = "engine"
-
-
 def measure(
     net: Path,
     dataset: str,
@@ -106,14 +97,7 @@ def measure(
     """
     key = m.key(digest(net))
     if cache is not None and key in cache:
-        row, engine = _cached_row(cache[key])
-        if row is None:
-            log.warning("%s: a malformed cached row for %s; measuring again", net, key)
-        elif not row.unknown or engine == engine_revision():
-            return row, True
-        else:
-            log.info("%s: %s had %d unknown under engine %s; measuring again", net, key,
-                     row.unknown, engine or "(unrecorded)")  # fmt: skip
+        return Row(**cache[key]), True
     start = time.monotonic()
     result = check(
         load(net),
@@ -144,20 +128,8 @@ def measure(
         time_s=round(elapsed, 3),
     )
     if cache is not None:
-        cache[key] = {**asdict(row), **({_ENGINE: engine_revision()} if row.unknown else {})}
+        cache[key] = asdict(row)
     return row, False
-
-
-def _cached_row(value: Any) -> tuple[Row | None, object]:
-    """A cached row and the engine revision it records (None for a malformed row)."""
-    if not isinstance(value, dict):
-        return None, None
-    fields = dict(value)
-    engine = fields.pop(_ENGINE, None)
-    try:
-        return Row(**fields), engine
-    except TypeError:
-        return None, engine
 
 
 def cache_path(net: Path) -> Path:
