@@ -172,10 +172,13 @@ class GroupSpec:
         impossible where this is ``< 0``."""
         return -neg_lower - self.rhs
 
+    def impossible(self, slack: Tensor) -> Tensor:
+        """``(N, D)``: whether each disjunct has an impossible atom."""
+        return ((slack < 0.0).to(slack.dtype) @ self.member) > 0.0
+
     def closed(self, slack: Tensor) -> Tensor:
         """``(N,)``: whether every disjunct has an impossible atom."""
-        impossible = (slack < 0.0).to(slack.dtype)
-        return ((impossible @ self.member) > 0.0).all(dim=1)
+        return self.impossible(slack).all(dim=1)
 
     def score(self, y: Tensor) -> Tensor:
         """``(N,)``: ``max_d min_{k∈d} (C_k·y − rhs_k)``; a candidate where ``≥ 0``."""

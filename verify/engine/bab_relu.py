@@ -28,32 +28,20 @@ __all__ = ["STALLED", "ReluSplitConfig", "relu_split", "relu_split_each"]
 
 log = logging.getLogger(__name__)
 
-#: The passes of :func:`relu_split_each`: whether sub-domains start from their parent's slopes
-#: and multipliers, and the share of the time left. Neither start is better everywhere (one
-#: thread, disjuncts searched alone): from the parent's, MNIST-FC 256x2/prop_10 is proved in
-#: 845 sub-domains (1 s) and Fashion-MNIST constraint-scr point 3, CR at ε = 0.1 in 265 k
-#: (31 s), while from CROWN's neither ends within 30 s; on 256x4/prop_3 it is the reverse:
-#: from CROWN's each disjunct is proved in at most 400 sub-domains (≤ 1.3 s), from the
-#: parent's none in 10 k. So a short pass from CROWN's slopes (the searches it finishes are
-#: short) comes first, and the rest of the time goes to the other. Fashion-MNIST constraint-sr,
-#: SR at ε = 0.1, 30 points at 10 s: 6 unknown with warm starts only, 9 with warm first (60 %)
-#: then cold, 8 with this order, which also proves 256x4/prop_3 in 10 s.
-_PASSES: tuple[tuple[bool, float], ...] = ((False, 0.15), (True, 1.0))
+#: Whether a round's searches start sub-domains from their parent's slopes and multipliers
+#: (warm) or from CROWN's (cold). Neither is better everywhere (one thread, disjuncts searched
+#: alone): warm, MNIST-FC 256x2/prop_10 is proved in 845 sub-domains (1 s) and Fashion-MNIST
+#: constraint-scr point 3, CR at ε = 0.1 in 265 k (31 s), while cold neither ends within 30 s;
+#: on 256x4/prop_3 it is the reverse: cold, each disjunct is proved in at most 400 sub-domains
+#: (≤ 1.3 s), warm none in 10 k. With one hidden layer warm alone left the fewest unknowns
+#: (Fashion-MNIST constraint-sr, SR at ε = 0.1, 30 points at 10 s: 6 against 8 with a cold
+#: round first), and on a query of many disjuncts (GTSRB SR: 86) a cold round's share, split
+#: over all of them, ends each search after about one batch. So deeper nets get a short cold
+#: round (this share of the time) first, then warm and cold in turn (:func:`_rounds`).
+_COLD_SHARE = 0.15
 
 #: α effort at the root of :func:`relu_split_each`, for all disjuncts at once.
 _ROOT_ALPHA = AlphaConfig(steps=8, lr=0.3)
-
-
-def _passes(network: Network) -> tuple[tuple[bool, float], ...]:
-    """:data:`_PASSES`, or one warm pass where a single ReLU layer makes the cold one moot.
-
-    The cold pass is there for deep nets (256x4/prop_3). With one hidden layer, warm starts
-    alone left the fewest unknowns (Fashion-MNIST constraint-sr above: 6 against 8), and on a
-    query of many disjuncts (GTSRB SR: 86) the cold pass's share, split over all of them,
-    ends each search after about one batch, work the warm pass then repeats from scratch.
-    """
-    hidden = sum(isinstance(layer, Relu) for layer in network.layers)
-    return ((True, 1.0),) if hidden <= 1 else _PASSES
 
 
 def relu_split_each(
@@ -75,14 +63,12 @@ def relu_split_each(
     sub-domains open after 60 s; one search per disjunct proved all 20 in 6 s (19705
     sub-domains for the hardest, a few hundred for the rest).
 
-    Two passes (:data:`_PASSES`): the first, in 15 % of the time, starts each sub-domain's
-    slopes from CROWN's; the second, in the rest, searches the disjuncts the first left open
-    again, each sub-domain starting from its parent's slopes and multipliers (a different
-    tree, see :data:`_PASSES`).
-    Within a pass time is shared fairly: disjuncts go easiest first (smallest CROWN slack at
-    the root), each gets the pass's time left divided by the number of disjuncts left, so one
-    hard disjunct cannot starve the easy ones. A search that gave up (:data:`STALLED`) is not
-    repeated.
+    First one α-CROWN bound at the root for all disjuncts: those it closes need no search.
+    Then rounds (:func:`_rounds`), warm or cold (:data:`_COLD_SHARE`), each resuming the
+    searches of its kind that an earlier round left open. Within a round time is shared
+    fairly: disjuncts go easiest first (smallest slack at the root), each gets the round's
+    time left divided by the number of disjuncts left, so one hard disjunct cannot starve the
+    easy ones. A search that gave up (:data:`STALLED`) is not repeated.
     """
     network = crown.network
     count = len(group.disjuncts)
@@ -97,17 +83,18 @@ def relu_split_each(
     # own (a search's first sub-domain would do the same work, one disjunct at a time)
     neg_lower = alpha_spec_lower(crown, root, whole.spec(1), _ROOT_ALPHA)[0]
     slack = whole.slack(neg_lower.detach())[0]  # (K,)
-    closed = ((slack < 0.0).to(slack.dtype) @ whole.member) > 0.0  # (D,)
-    proved = proved | {d for d in range(len(group.disjuncts)) if bool(closed[d])}
+    closed = whole.impossible(slack[None])[0]  # (D,)
+    proved = proved | {d for d in range(count) if bool(closed[d])}
     big = torch.finfo(slack.dtype).max
     per = torch.where(whole.member > 0, slack[:, None], big).min(dim=0).values  # (D,)
     todo = [d for d in torch.argsort(per).tolist() if d not in proved]
-    done = 1
+    done = 1  # the root, bounded once for all disjuncts
     last = BabOutcome(Status.UNKNOWN, "ReLU splitting: no time")
     if not todo:
         return BabOutcome(Status.HOLDS, f"ReLU splitting: all {count} disjuncts proved at the "
                           "root", done), proved  # fmt: skip
     searches: dict[tuple[bool, int], Search] = {}  # open searches: later rounds resume them
+    limit = (config or ReluSplitConfig()).max_domains  # sub-domains held across searches
     for warm, fraction in _rounds(network, deadline):
         left: list[int] = []
         end = time.monotonic() + fraction * max(0.0, deadline - time.monotonic())
@@ -135,36 +122,34 @@ def relu_split_each(
                 if not outcome.stalled:
                     left.append(d)
                     held = sum(s.open for s in searches.values())
-                    if held + search.open <= (config or ReluSplitConfig()).max_domains:
+                    if held + search.open <= limit:
                         searches[warm, d] = search  # else it starts afresh: memory stays bounded
         todo = left
-        if len(proved) == len(group.disjuncts):
-            count = len(group.disjuncts)
+        if len(proved) == count:
             reason = f"ReLU splitting: {done} sub-domains, all {count} disjuncts proved"
             return BabOutcome(Status.HOLDS, reason, done), proved
         if not todo:
             break
-    reason = f"{last.reason}; {len(proved)} of {len(group.disjuncts)} disjuncts proved"
+    reason = f"{last.reason}; {len(proved)} of {count} disjuncts proved"
     return BabOutcome(Status.UNKNOWN, reason, done), proved
 
 
 def _rounds(network: Network, deadline: float) -> Iterator[tuple[bool, float]]:
-    """The passes of :func:`relu_split_each` until ``deadline``: whether a round's searches
-    start sub-domains from their parent's slopes (warm) or CROWN's (cold), and its share of
-    the time left, which it divides among the disjuncts still open.
+    """The rounds of :func:`relu_split_each` until ``deadline``: warm or cold (see
+    :data:`_COLD_SHARE`), and the round's share of the time left, which it divides among the
+    disjuncts still open.
 
     A search that meets its share is resumed by the next round of its kind from the
     sub-domains it left open (nothing is bounded twice), so no disjunct is dropped while time
-    is left. With one hidden layer every round is warm (:func:`_passes`). Deeper, neither kind
-    is better everywhere (:data:`_PASSES`): a short cold round, a warm one, then cold and warm
-    in turn, each resumed — a portfolio that costs at most the time of the better kind twice.
+    is left. With one hidden layer every round is warm; deeper, a short cold round, a warm
+    one, then cold and warm in turn, each resumed — a portfolio that costs at most the time of
+    the better kind twice.
     """
-    if _passes(network) == ((True, 1.0),):
+    if sum(isinstance(layer, Relu) for layer in network.layers) > 1:
+        yield False, _COLD_SHARE
+        yield True, 0.5
         while time.monotonic() < deadline:
+            yield False, 0.5
             yield True, 1.0
-        return
-    yield from _PASSES[:1]
-    yield True, 0.5
     while time.monotonic() < deadline:
-        yield False, 0.5
         yield True, 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 
 import numpy as np
@@ -16,7 +17,7 @@ from robustprop.verify.engine.bab_common import GroupSpec
 from robustprop.verify.engine.bab_relu import (
     STALLED,
     ReluSplitConfig,
-    _passes,
+    _rounds,
     relu_split_each,
 )
 from robustprop.verify.engine.backends.milp import MilpBackend
@@ -203,5 +204,12 @@ def test_a_search_resumed_in_slices_ends_as_one_run() -> None:
 def test_one_hidden_layer_gets_warm_rounds_only() -> None:
     shallow = make_net(1, (30, 12, 5), scale=1.0).network
     deep = make_net(1, (30, 12, 12, 5), scale=1.0).network
-    assert _passes(shallow) == ((True, 1.0),)
-    assert _passes(deep)[0] == (False, 0.15)
+    later = time.monotonic() + 60
+    assert list(itertools.islice(_rounds(shallow, later), 3)) == [(True, 1.0)] * 3
+    assert list(itertools.islice(_rounds(deep, later), 4)) == [
+        (False, 0.15),
+        (True, 0.5),
+        (False, 0.5),
+        (True, 1.0),
+    ]
+    assert list(_rounds(deep, time.monotonic())) == [(False, 0.15), (True, 0.5)]
