@@ -63,6 +63,7 @@ def table2_deviations(nets: Sequence[TrainedNet], curves: Sequence[Row]) -> list
     """One Markdown paragraph per Table 2 cell off the paper's by more than
     :data:`TOLERANCE` points relative to its baseline."""
     base = {n.dataset: n for n in nets if n.spec.key == "baseline"}
+    base_rise = {dataset: _rise(_epochs(b.path)) for dataset, b in base.items()}
     out: list[str] = []
     for n in nets:
         paper = PAPER_ACCURACY.get(n.dataset, {})
@@ -83,9 +84,8 @@ def table2_deviations(nets: Sequence[TrainedNet], curves: Sequence[Row]) -> list
             if cause
             else " No cause measured: this run has no explanation for it."
         )
-        evidence = _log_evidence(n.path, _rise(base[n.dataset].path)) + _security_evidence(
-            n, curves
-        )
+        evidence = _log_evidence(_epochs(n.path), base_rise[n.dataset])
+        evidence += _security_evidence(n, curves)
         if evidence:
             text += " Measured: " + "; ".join(evidence) + "."
         out.append(text)
@@ -101,19 +101,17 @@ def _epochs(onnx: Path) -> list[dict[str, Any]]:
         return []
 
 
-def _rise(onnx: Path) -> float | None:
+def _rise(epochs: list[dict[str, Any]]) -> float | None:
     """Test-accuracy points gained over the second half of training."""
     try:
-        epochs = _epochs(onnx)
         last, mid = epochs[-1], epochs[len(epochs) // 2 - 1]
         return 100 * (float(last["test_acc"]) - float(mid["test_acc"]))
     except (KeyError, IndexError, TypeError, ValueError):
         return None
 
 
-def _log_evidence(onnx: Path, baseline_rise: float | None) -> list[str]:
+def _log_evidence(epochs: list[dict[str, Any]], baseline_rise: float | None) -> list[str]:
     """The training log's last epoch against its middle one."""
-    epochs = _epochs(onnx)
     try:
         last, mid = epochs[-1], epochs[len(epochs) // 2 - 1]
         facts = [
@@ -121,7 +119,7 @@ def _log_evidence(onnx: Path, baseline_rise: float | None) -> list[str]:
             f"{100 * float(last['train_acc']):.1f} % at epoch {last['epoch']}, test "
             f"{100 * float(mid['test_acc']):.1f} → {100 * float(last['test_acc']):.1f} %"
         ]
-        rise = _rise(onnx)
+        rise = _rise(epochs)
         if rise is not None and baseline_rise is not None and rise - baseline_rise > _STILL_RISING:
             facts.append(
                 f"still rising faster than the baseline over the second half ({rise:+.1f} "
