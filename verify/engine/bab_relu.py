@@ -68,7 +68,9 @@ def relu_split_each(
     searches of its kind that an earlier round left open. Within a round time is shared
     fairly: disjuncts go easiest first (smallest slack at the root), each gets the round's
     time left divided by the number of disjuncts left, so one hard disjunct cannot starve the
-    easy ones. A search that gave up (:data:`STALLED`) is not repeated.
+    easy ones. A search that ended otherwise than at its share of the time (it gave up,
+    :data:`STALLED`, or a fully split sub-domain stayed undecided) is not repeated: that
+    disjunct is left to the exact backend.
     """
     network = crown.network
     count = len(group.disjuncts)
@@ -119,7 +121,7 @@ def relu_split_each(
                 proved = proved | {d}
             else:
                 last = outcome
-                if not outcome.stalled:
+                if search.resumable:  # stopped at its share: the next round goes on with it
                     left.append(d)
                     held = sum(s.open for s in searches.values())
                     if held + search.open <= limit:

@@ -168,6 +168,10 @@ class Search:
         self.leaves: list[LeafSolver] = []  # made on the first fully split sub-domain
         self.done = 0
         self.fully_split = 0
+        # whether run() may go on: only after it stopped at its deadline. Any other ending
+        # may have dropped the sub-domains of its last batch (a fully split one left
+        # undecided, and those behind it), so a later run would prove only what is left.
+        self.resumable = True
 
     @property
     def open(self) -> int:
@@ -175,7 +179,10 @@ class Search:
         return int(self.signs.shape[0])
 
     def run(self, deadline: float) -> BabOutcome:
-        """Search on until ``deadline``; an unknown outcome "time up" can be run again."""
+        """Search on until ``deadline``. Only a search stopped there (unknown, "time up") is
+        :attr:`resumable`; running any other again is an error."""
+        if not self.resumable:
+            raise RuntimeError("this ReLU-splitting search has ended and cannot go on")
         while self.signs.shape[0]:
             if time.monotonic() >= deadline:
                 return BabOutcome(Status.UNKNOWN, f"ReLU splitting: time up, "
@@ -183,7 +190,9 @@ class Search:
                                   self.done)  # fmt: skip
             outcome = self._batch(deadline)
             if outcome is not None:
+                self.resumable = False
                 return outcome
+        self.resumable = False
         return BabOutcome(
             Status.HOLDS, f"ReLU splitting: {self.done} sub-domains, all proved", self.done
         )

@@ -20,6 +20,7 @@ from robustprop.verify.engine.bab_relu import (
     _rounds,
     relu_split_each,
 )
+from robustprop.verify.engine.backends.base import group_by_box
 from robustprop.verify.engine.backends.milp import MilpBackend
 from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Network
@@ -27,7 +28,7 @@ from robustprop.verify.engine.point_query import PointDecider, Query
 from robustprop.verify.engine.relu_search import Search
 from robustprop.verify.engine.verdict import Status, Verdict
 from robustprop.verify.run.stages import confirm
-from tests.verify.engine.bab_nets import make_net
+from tests.verify.engine.bab_nets import make_net, random_negation
 
 
 def class_negation(net: Network, seed: int, width: float) -> Negation:
@@ -199,6 +200,48 @@ def test_a_search_resumed_in_slices_ends_as_one_run() -> None:
         sliced._batch(time.monotonic() + 30)  # one batch per slice
     assert stops >= 1 and out.status is Status.HOLDS
     assert sliced.done == whole.done
+
+
+@pytest.mark.parametrize("seed", [272, 3, 4, 8])
+def test_a_search_whose_leaf_stays_open_is_not_resumed_into_holds(seed: int) -> None:
+    """A search that ends on an undecided fully split sub-domain (here: no candidate ever
+    replays) has dropped that batch: it must not be run again, and the query must not come
+    out "holds" where the MILP finds a point. (Seed 272, width 0.1: resumed searches used to
+    prove what was left and answer "holds" on a violated query.)"""
+    net = make_net(seed, (3, 8, 8, 3))
+    negation = random_negation(net.network, seed + 1, 0.1)
+    (group,) = list(group_by_box(negation))
+    crown = Crown(net.network)
+
+    def never(x: np.ndarray) -> Verdict | None:  # every candidate fails "replay"
+        return None
+
+    outcome, _ = relu_split_each(crown, group, never, time.monotonic() + 5.0)
+    exact = MilpBackend().solve(net.network, group, 60.0)
+    if exact.status is Status.VIOLATED:
+        assert outcome.status is Status.UNKNOWN, outcome.reason
+    spec = GroupSpec.of(group, net.network.m, crown.device)
+    search = Search(crown, spec, never, None, group, root=None, warm=True)
+    first = search.run(time.monotonic() + 5.0)
+    if first.status is Status.UNKNOWN and not first.reason.startswith("ReLU splitting: time"):
+        assert not search.resumable
+        with pytest.raises(RuntimeError):
+            search.run(time.monotonic() + 5.0)
+
+
+def test_seed_272_is_a_violation_the_leaf_point_replays() -> None:
+    """The fully split sub-domain's LP maximises the smallest atom slack, so its point is
+    not a vertex where both atoms are tight (which float replay missed by an ulp)."""
+    net = make_net(272, (3, 8, 8, 3))
+    negation = random_negation(net.network, 273, 0.1)
+    assert MilpBackend().solve(net.network, negation, 60.0).status is Status.VIOLATED
+    crown = Crown(net.network)
+
+    def check(x: np.ndarray) -> Verdict | None:
+        return confirm(net.replayer, x, negation)
+
+    outcome, _ = relu_split_each(crown, negation, check, time.monotonic() + 30.0)
+    assert outcome.status is Status.VIOLATED, outcome.reason
 
 
 def test_one_hidden_layer_gets_warm_rounds_only() -> None:

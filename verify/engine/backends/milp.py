@@ -347,9 +347,22 @@ class MilpSession:
 
 
 def solve_disjunct(
-    highspy: Any, model: MilpModel, outputs: _Values, disjunct: Disjunct, timeout_s: float
+    highspy: Any,
+    model: MilpModel,
+    outputs: _Values,
+    disjunct: Disjunct,
+    timeout_s: float,
+    *,
+    margin: bool = False,
 ) -> tuple[Status, FloatArray | None, str]:
-    """Decide one disjunct over the encoded ``model`` (``highspy``: the imported module)."""
+    """Decide one disjunct over the encoded ``model`` (``highspy``: the imported module).
+
+    A single atom is maximised, so that a point found satisfies it with room to spare. With
+    ``margin`` (for small programs: it makes the solver optimise where feasibility would do) so
+    is the smallest slack of several atoms, through a column ``t ∈ [0, 1]`` subtracted from
+    each: feasibility is unchanged, and the point is not a vertex where every atom is tight,
+    which float replay may miss by an ulp (a fully split sub-domain of a random 3-8-8-3 net
+    whose negation holds with room 1e-4: its feasibility point failed replay)."""
     cost = np.zeros(model.n_cols)
     extra_rows: list[tuple[IntArray, FloatArray, float]] = []
     for atom in disjunct.atoms:
@@ -375,6 +388,12 @@ def solve_disjunct(
         extra_rows.append((index, value, rhs))
         if len(disjunct.atoms) == 1:
             cost[index] -= value  # HiGHS minimises: maximise the atom
+    if margin and len(extra_rows) > 1:
+        model = model.copy()
+        t = model.var(0.0, 1.0)
+        cost = np.zeros(model.n_cols)
+        cost[t] = -1.0
+        extra_rows = [(np.append(i, t), np.append(v, -1.0), r) for i, v, r in extra_rows]
     with _quiet_fds():  # the constructor prints a banner on stdout
         h = highspy.Highs()
     for option, setting in _OPTIONS:

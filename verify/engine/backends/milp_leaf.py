@@ -67,7 +67,9 @@ class LeafSolver:
             left = deadline - time.monotonic()
             if left <= 0.0:
                 return Status.UNKNOWN, None, "time up"
-            status, x, reason = solve_disjunct(self._highspy, model, outputs, disjunct, left)
+            status, x, reason = solve_disjunct(
+                self._highspy, model, outputs, disjunct, left, margin=True
+            )
             if status is not Status.HOLDS:
                 return status, x, reason
         return Status.HOLDS, None, "every disjunct infeasible"
