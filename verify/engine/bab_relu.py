@@ -21,7 +21,15 @@ from robustprop.verify.engine.alpha import AlphaConfig, alpha_spec_lower
 from robustprop.verify.engine.bab_common import BabOutcome, Confirm, GroupSpec
 from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Network, Relu
-from robustprop.verify.engine.relu_search import STALLED, ReluSplitConfig, Search, relu_split
+from robustprop.verify.engine.relu_search import (
+    STALLED,
+    AttackClock,
+    ReluSplitConfig,
+    Search,
+    attack,
+    relu_split,
+)
+from robustprop.verify.engine.torch_net import to_torch
 from robustprop.verify.engine.verdict import Status
 
 __all__ = ["STALLED", "ReluSplitConfig", "relu_split", "relu_split_each"]
@@ -63,7 +71,8 @@ def relu_split_each(
     sub-domains open after 60 s; one search per disjunct proved all 20 in 6 s (19705
     sub-domains for the hardest, a few hundred for the rest).
 
-    First one α-CROWN bound at the root for all disjuncts: those it closes need no search.
+    First one α-CROWN bound at the root for all disjuncts: those it closes need no search;
+    the corners that maximise the others' linear bounds are tried as counterexamples.
     Then rounds (:func:`_rounds`), warm or cold (:data:`_COLD_SHARE`), each resuming the
     searches of its kind that an earlier round left open. Within a round time is shared
     fairly: disjuncts go easiest first (smallest slack at the root), each gets the round's
@@ -83,10 +92,22 @@ def relu_split_each(
         whole = GroupSpec.of(group, network.m, crown.device)
     # α-CROWN at the root for every disjunct at once: those it closes need no search of their
     # own (a search's first sub-domain would do the same work, one disjunct at a time)
-    neg_lower = alpha_spec_lower(crown, root, whole.spec(1), _ROOT_ALPHA)[0]
+    neg_lower, lam = alpha_spec_lower(crown, root, whole.spec(1), _ROOT_ALPHA)[:2]
     slack = whole.slack(neg_lower.detach())[0]  # (K,)
     closed = whole.impossible(slack[None])[0]  # (D,)
     proved = proved | {d for d in range(count) if bool(closed[d])}
+    cfg = config or ReluSplitConfig()
+    clock = AttackClock()  # the sub-domain PGD's time, over all searches
+    if len(proved) < count:
+        # the root's corners for every disjunct at once: the searches go easiest first, so a
+        # violated disjunct (large slack) would wait for all the others (Fashion-MNIST
+        # constraint-sr, SR at ε = 0.1, test point 7: found on its search's first batch,
+        # after 7 s of the others')
+        model = to_torch(network, torch.float64)
+        hit = attack(model, whole, box_lo, box_hi, lam.detach(), cfg, confirm, clock)
+        if hit is not None:
+            reason = "ReLU splitting: counterexample at the root"
+            return BabOutcome(Status.VIOLATED, reason, 1, hit), proved
     big = torch.finfo(slack.dtype).max
     per = torch.where(whole.member > 0, slack[:, None], big).min(dim=0).values  # (D,)
     todo = [d for d in torch.argsort(per).tolist() if d not in proved]
@@ -96,7 +117,7 @@ def relu_split_each(
         return BabOutcome(Status.HOLDS, f"ReLU splitting: all {count} disjuncts proved at the "
                           "root", done), proved  # fmt: skip
     searches: dict[tuple[bool, int], Search] = {}  # open searches: later rounds resume them
-    limit = (config or ReluSplitConfig()).max_domains  # sub-domains held across searches
+    limit = cfg.max_domains  # sub-domains held across searches
     for warm, fraction in _rounds(network, deadline):
         left: list[int] = []
         end = time.monotonic() + fraction * max(0.0, deadline - time.monotonic())
@@ -110,7 +131,9 @@ def relu_split_each(
             if search is None:
                 one = dataclasses.replace(group, disjuncts=(group.disjuncts[d],))
                 spec = GroupSpec.of(one, network.m, crown.device)
-                search = Search(crown, spec, confirm, config, one, root=root, warm=warm)
+                search = Search(
+                    crown, spec, confirm, config, one, root=root, warm=warm, clock=clock
+                )
             before = search.done
             outcome = search.run(share)
             done += search.done - before
