@@ -9,14 +9,15 @@ those bounds (:func:`robustprop.verify.engine.bounds.seeded`), and SCR starts fr
 stage's margin bounds.
 
 Before the exact backend, a linear negation (VNN-LIB, CR, SR) gets branch and bound
-(:mod:`robustprop.verify.engine.bab`) for ``bab_share`` of the query's time (at most
-:data:`RELU_BAB_SHARE` when it splits ReLUs): in the worker, so that the pool's ``jobs`` run it
-in parallel and the pool's per-query limit bounds both. What it leaves open goes to the exact
-backend with the time that is left: only the disjuncts it did not prove
-(:func:`robustprop.verify.engine.bab.open_part`). An SCR negation on such a network first
-gets ReLU splitting on chord bounds of the softmax (:mod:`robustprop.verify.engine.bab_scr`)
-for the same share; what it leaves open goes to the chord refinement, whose linear
-sub-queries get branch and bound too, each for :data:`SCR_BAB_SHARE` of its time.
+(:mod:`robustprop.verify.engine.bab`) for ``bab_share`` of the query's time (by default
+:data:`BAB_SHARE` when it splits inputs, :data:`RELU_BAB_SHARE` when it splits ReLUs): in the
+worker, so that the pool's ``jobs`` run it in parallel and the pool's per-query limit bounds
+both. What it leaves open goes to the exact backend with the time that is left: only the
+disjuncts it did not prove (:func:`robustprop.verify.engine.bab.open_part`). An SCR negation
+on such a network first gets ReLU splitting on chord bounds of the softmax
+(:mod:`robustprop.verify.engine.bab_scr`) for the same share; what it leaves open goes to the
+chord refinement, whose linear sub-queries get branch and bound too, each for
+:data:`SCR_BAB_SHARE` of its time.
 """
 
 from __future__ import annotations
@@ -112,13 +113,17 @@ class PointDecider:
         backend: str,
         *,
         isolate: bool = False,
-        bab_share: float = BAB_SHARE,
+        bab_share: float | None = None,
         resume: Mapping[int, BabState] | None = None,
     ) -> None:
         self.isolate = isolate  # each solver call in a child process killed on timeout
         self.network = network
         self.replayer = replayer
         self.backend = choose_backend(backend, network)
+        # None: the share for the way branch and bound splits this network (an explicit
+        # share, 0 for none, is taken as it is)
+        if bab_share is None:
+            bab_share = BAB_SHARE if splits_inputs(network) else RELU_BAB_SHARE
         self.bab_share = bab_share
         self._resume = dict(resume or {})  # query index → where an earlier search stopped
         self._crown: Crown | None = None
@@ -127,8 +132,6 @@ class PointDecider:
         """The exact verdict for one query within about ``timeout_s`` seconds."""
         start = time.monotonic()
         share = self.bab_share
-        if not splits_inputs(self.network):
-            share = min(share, RELU_BAB_SHARE)
         negation = query.negation
         if share > 0.0 and supported(negation):
             found = self._branch_and_bound(

@@ -37,7 +37,7 @@ from typing import Literal
 from robustprop.properties.errors import InputError, InternalError, RobustpropError
 from robustprop.verify.engine.isolation import start_process
 from robustprop.verify.engine.network import network_from_bytes
-from robustprop.verify.engine.point_query import BAB_SHARE, PointDecider, Query
+from robustprop.verify.engine.point_query import PointDecider, Query
 from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 from robustprop.verify.run.model import ModelBytes
@@ -89,7 +89,8 @@ class WorkerSpec:
     backend: str
     fault: Literal["hang", "crash"] | None = None
     fault_index: int = -1
-    bab_share: float = BAB_SHARE  # of each query's time, for branch and bound (0: none)
+    bab_share: float | None = None  # of each query's time, for branch and bound (0: none;
+    # None: the engine's share for the network, see PointDecider)
 
 
 def _worker_main(spec: WorkerSpec, conn: Connection) -> None:

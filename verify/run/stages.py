@@ -107,11 +107,13 @@ class ExactSettings:
     in_process: bool = False  # one job in this process (``verify vnnlib``)
     isolate: bool = True  # in this process: each solver call in a child killed on timeout
     deadline: float | None = None  # time.monotonic() after which nothing starts or runs
-    bab_share: float = BAB_SHARE  # of a query's time limit, for branch and bound (0: no BaB)
+    # of a query's time limit, for branch and bound (0: none; None: the engine's share for
+    # the network, see PointDecider)
+    bab_share: float | None = None
     bab_quick_s: float = 2.0  # the short first round of branch and bound (at most)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.bab_share <= 1.0:
+        if self.bab_share is not None and not 0.0 <= self.bab_share <= 1.0:
             raise InputError(f"the branch-and-bound share must lie in [0, 1], got {self.bab_share}")
         if not self.bab_quick_s >= 0.0:
             raise InputError(
@@ -339,7 +341,8 @@ def run_stages(
         # One query (verify vnnlib): a short round of branch and bound here, before the longer
         # attacks. The rest of branch and bound runs in the exact stage (PointDecider), in the
         # pool's workers, `jobs` at a time, under the per-query limit.
-        share = settings.bab_share * settings.timeout_s
+        fraction = BAB_SHARE if settings.bab_share is None else settings.bab_share
+        share = fraction * settings.timeout_s
         quick = min(settings.bab_quick_s, share) if later and len(open_queries) == 1 else 0.0
         if quick > 0.0:
             steps.append(lambda: bab(quick))

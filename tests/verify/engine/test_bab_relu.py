@@ -24,7 +24,12 @@ from robustprop.verify.engine.backends.base import group_by_box
 from robustprop.verify.engine.backends.milp import MilpBackend
 from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Network
-from robustprop.verify.engine.point_query import PointDecider, Query
+from robustprop.verify.engine.point_query import (
+    BAB_SHARE,
+    RELU_BAB_SHARE,
+    PointDecider,
+    Query,
+)
 from robustprop.verify.engine.relu_search import Search
 from robustprop.verify.engine.verdict import Status, Verdict
 from robustprop.verify.run.stages import confirm
@@ -242,6 +247,16 @@ def test_seed_272_is_a_violation_the_leaf_point_replays() -> None:
 
     outcome, _ = relu_split_each(crown, negation, check, time.monotonic() + 30.0)
     assert outcome.status is Status.VIOLATED, outcome.reason
+
+
+def test_relu_splitting_gets_its_own_share_by_default() -> None:
+    """RELU_BAB_SHARE is the default share of a network whose ReLUs are split (it used to be
+    a cap below BAB_SHARE, so raising it changed nothing); an explicit share is kept."""
+    wide = make_net(0, (30, 6, 3))
+    narrow = make_net(0, (3, 6, 3))
+    assert PointDecider(wide.network, wide.replayer, "milp").bab_share == RELU_BAB_SHARE
+    assert PointDecider(narrow.network, narrow.replayer, "milp").bab_share == BAB_SHARE
+    assert PointDecider(wide.network, wide.replayer, "milp", bab_share=0.0).bab_share == 0.0
 
 
 def test_one_hidden_layer_gets_warm_rounds_only() -> None:
