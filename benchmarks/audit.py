@@ -17,6 +17,12 @@ process per
 - **empirical**: dense uniform sampling of the region, its box corners and a strong PGD, the
   worst candidate replayed through onnxruntime (``Replayer.replay``, float32 and float64).
 
+- **bab-refused**: branch and bound by ReLU splitting alone (every input dimension split as
+  ReLUs would be on a wide input), given a ``confirm`` that refuses every candidate — as if
+  each replay failed. It can only answer holds or unknown, and must never answer holds where
+  a violation exists: a search that ends early on a candidate it cannot confirm must not lose
+  sub-domains (a resumed search once did, and proved the rest).
+
 A *disagreement* is: two exact answers that differ (holds vs violated, "unknown" never
 disagrees), a replay-confirmed empirical violation where anything says holds, a ``violated``
 whose witness is outside the region or satisfies the property in float64, or a pipeline run
@@ -61,6 +67,8 @@ from robustprop.properties import Domain, PGDConfig, Property, References, attac
 from robustprop.properties.cr import CR
 from robustprop.properties.scr import SCR
 from robustprop.properties.spec import Negation
+from robustprop.verify.engine.bab import BabConfig, bab_decide, supported
+from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Network, load_network
 from robustprop.verify.engine.point_query import Query
 from robustprop.verify.engine.replay import Replayer
@@ -228,6 +236,21 @@ def exact(
     queries = [Query(i, negation) for i, negation in enumerate(negs)]
     with WorkerPool(WorkerSpec(ModelBytes.read(net_path), backend), jobs=1, grace_s=5.0) as pool:
         return dict((q.index, v) for q, v in pool.map(queries, timeout_s))
+
+
+def bab_refused(network: Network, negs: Sequence[Negation], timeout_s: float) -> dict[int, str]:
+    """ReLU splitting with every candidate refused (module doc: bab-refused): ``holds`` or
+    ``unknown`` per linear negation (SCR and LR are not branch and bound's)."""
+    crown = Crown(network)
+    relu_only = BabConfig(max_input_dims=0)
+    out: dict[int, str] = {}
+    for i, negation in enumerate(negs):
+        if not supported(negation):
+            continue
+        deadline = time.monotonic() + timeout_s
+        found = bab_decide(crown, negation, lambda x: None, deadline, relu_only)
+        out[i] = found.status.value
+    return out
 
 
 def empirical(
@@ -416,6 +439,7 @@ def audit_network(
     # One worker per backend for the whole network: all properties' queries in one pool.
     every = [neg for _, _, negs in chosen.values() for neg in negs]
     decided = {b: exact(net_path, b, every, timeout_s) for b in EXACT}
+    refused = bab_refused(network, every, min(timeout_s, 5.0))
     for k, name in enumerate(PROPERTIES):
         params, prop, negs = chosen[name]
         results = {b: {i: decided[b][k * n_points + i] for i in range(n_points)} for b in EXACT}
@@ -434,6 +458,8 @@ def audit_network(
                 outcome.verdicts[b] = v.status.value
                 outcome.reasons[b] = v.reason
                 witnesses[b] = v.witness
+            if k * n_points + i in refused:
+                outcome.verdicts["bab-refused"] = refused[k * n_points + i]
             if points is not None:
                 entry = points[i]
                 outcome.verdicts["pipeline"] = entry.get("verdict", "unknown")
@@ -626,6 +652,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{decider:8s} holds {counts[f'{decider} holds']:5d}  violated "
             f"{counts[f'{decider} violated']:5d}  unknown {counts[f'{decider} unknown']:5d}"
         )
+    print(
+        f"bab-refused (every candidate refused) holds {counts['bab-refused holds']}, unknown "
+        f"{counts['bab-refused unknown']}: never holds where a violation is known"
+    )
     print(f"empirical (sampling/PGD) confirmed violations: {counts['empirical violation']}")
     print(f"unknown for all three deciders: {counts['unknown everywhere']}")
     for name in PROPERTIES:
