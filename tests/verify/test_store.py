@@ -18,7 +18,8 @@ from click.testing import CliRunner
 
 from robustprop.properties.errors import InputError
 from robustprop.verify.cli.main import cli
-from robustprop.verify.run.store import Store
+from robustprop.verify.engine.verdict import Stage, Status, Verdict
+from robustprop.verify.run.store import SOUND_EPOCH, Store
 
 NET = Path(__file__).parent / "golden" / "golden.onnx"
 
@@ -109,3 +110,31 @@ def test_garbage_store_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"not a database at all" * 100)
     with pytest.raises(InputError, match=r"junk\.sqlite"):
         Store(path)
+
+
+def test_holds_of_an_engine_before_the_last_soundness_fix_are_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store marked with an earlier soundness epoch (or none: before epochs) keeps its
+    violated rows but not its holds; a store of this epoch keeps both."""
+    path = tmp_path / "old.sqlite"
+    holds = Verdict(Status.HOLDS, Stage.BAB, "bab", 0.1)
+    violated = Verdict(
+        Status.VIOLATED, Stage.ATTACK, "replay", 0.1, witness=np.zeros(2), witness_output=np.ones(3)
+    )
+    with Store(path) as store:
+        store.put("net", "prop", "p0", "auto", 10.0, holds)
+        store.put("net", "prop", "p1", "auto", 10.0, violated)
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM meta WHERE key='sound_epoch'")  # as written before epochs
+    with Store(path) as store:
+        assert store.lookup("net", "prop", "p0", "auto", 10.0) is None
+        assert store.lookup("net", "prop", "p1", "auto", 10.0) is not None
+        store.put("net", "prop", "p0", "auto", 10.0, holds)
+    assert "soundness bug" in caplog.text
+    with sqlite3.connect(path) as db:
+        row = db.execute("SELECT value FROM meta WHERE key='sound_epoch'").fetchone()
+    assert row == (str(SOUND_EPOCH),)
+    with Store(path) as store:  # this epoch: the holds decided again is kept
+        found = store.lookup("net", "prop", "p0", "auto", 10.0)
+        assert found is not None and found.status is Status.HOLDS

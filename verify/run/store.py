@@ -15,7 +15,8 @@ is a fact about the network and the property whatever backend or timeout found i
 ``unknown`` is offered only for the same backend and a timeout no larger than the stored one.
 (The runner's backend key carries the engine's revision,
 :func:`~robustprop.verify.engine.revision.engine_revision`, so an unknown stored by an older
-engine is decided again.)
+engine is decided again. A store of an engine before the last soundness fix loses its
+``holds`` rows when it is opened: :data:`SOUND_EPOCH`.)
 
 A store that cannot be used *now* — locked by another process past the busy timeout, or in a
 folder this user cannot write (an unwritable ``$HOME`` or cache directory) — raises
@@ -44,6 +45,7 @@ from robustprop.verify.engine.verdict import Status, Verdict
 __all__ = [
     "BUSY_TIMEOUT_S",
     "SCHEMA_VERSION",
+    "SOUND_EPOCH",
     "Store",
     "StoreUnavailable",
     "is_reusable",
@@ -55,6 +57,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+
+#: Raised with each fix of a soundness bug of the engine. A store last opened by an engine of
+#: an earlier epoch may hold ``holds`` rows that the bug made: on opening, those rows are
+#: dropped (their queries are decided again) and the store takes this epoch; its ``violated``
+#: rows stay (each is replayed before it counts), and so do its unknowns (keyed by the engine
+#: revision already). Epoch 2: a resumed ReLU-splitting search could lose the sub-domains of
+#: its last batch and prove only the rest (introduced by ce2ff8e, fixed by 31a6bf0).
+SOUND_EPOCH = 2
 
 #: Seconds a store locked by another process is waited for before the run goes on without it.
 BUSY_TIMEOUT_S = 30.0
@@ -139,6 +149,7 @@ class Store:
             self._db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+            self._drop_unsound()
         except InputError:
             self._db.close()
             raise
@@ -172,6 +183,27 @@ class Store:
                 f"--store {self.path}: an SQLite database of another application (tables: "
                 f"{shown}), not a robustprop verdict store; choose another --store"
             )
+
+    def _drop_unsound(self) -> None:
+        """Drop the ``holds`` rows of an engine before :data:`SOUND_EPOCH` (none when the
+        store is new or already of this epoch), then mark the store with it."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='sound_epoch'").fetchone()
+        try:
+            epoch = int(row[0]) if row is not None else 1
+        except ValueError:
+            epoch = 1  # unreadable: as old as can be
+        if epoch >= SOUND_EPOCH:
+            return
+        dropped = self._db.execute("DELETE FROM verdicts WHERE status='holds'").rowcount
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('sound_epoch', ?)", (str(SOUND_EPOCH),)
+        )
+        if dropped:
+            log.warning(
+                "store %s: %d 'holds' verdicts were reached by an engine with a soundness bug "
+                "since fixed (epoch %d < %d); they are dropped and will be decided again",
+                self.path, dropped, epoch, SOUND_EPOCH,
+            )  # fmt: skip
 
     def __enter__(self) -> Store:
         return self
