@@ -361,8 +361,8 @@ def solve_disjunct(
     ``margin`` (for small programs: it makes the solver optimise where feasibility would do) so
     is the smallest slack of several atoms, through a column ``t ∈ [0, 1]`` subtracted from
     each: feasibility is unchanged, and the point is not a vertex where every atom is tight,
-    which float replay may miss by an ulp (a fully split sub-domain of a random 3-8-8-3 net
-    whose negation holds with room 1e-4: its feasibility point failed replay)."""
+    which float replay may miss by an ulp (a fully split sub-domain of a random 3-8-8-3 net,
+    where the negation is met with room 1e-4: its feasibility point failed replay)."""
     cost = np.zeros(model.n_cols)
     extra_rows: list[tuple[IntArray, FloatArray, float]] = []
     for atom in disjunct.atoms:
