@@ -335,7 +335,7 @@ def _certified_summary(rows: Sequence[Row]) -> list[str]:
     lines = [
         "",
         f"- decided exactly: {decided} of {total} point queries "
-        f"({100 * decided / max(total, 1):.1f}%) in {len(cells)} cells;",
+        f"({100 * decided / max(total, 1):.2f}%) in {len(cells)} cells;",
         f"- security overstates satisfaction (PGD missed a violation the solver found) in "
         f"{len(missed)} of {len(cells)} cells"
         + (
