@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from robustprop.properties import Domain
 from robustprop.properties.registry import make_property
@@ -232,6 +234,21 @@ def test_a_search_whose_leaf_stays_open_is_not_resumed_into_holds(seed: int) -> 
         assert not search.resumable
         with pytest.raises(RuntimeError):
             search.run(time.monotonic() + 5.0)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 100_000), width=st.sampled_from([0.1, 0.4]))
+def test_refusing_every_candidate_never_yields_holds_on_a_violation(
+    seed: int, width: float
+) -> None:
+    """Whatever the replay refuses, ReLU splitting answers holds only where the MILP finds no
+    point: a candidate it cannot confirm must never cost sub-domains."""
+    net = make_net(seed, (3, 8, 8, 3))
+    negation = random_negation(net.network, seed + 1, width)
+    (group,) = list(group_by_box(negation))
+    outcome, _ = relu_split_each(Crown(net.network), group, lambda x: None, time.monotonic() + 1.0)
+    if outcome.status is Status.HOLDS:
+        assert MilpBackend().solve(net.network, group, 60.0).status is Status.HOLDS
 
 
 def test_seed_272_is_a_violation_the_leaf_point_replays() -> None:
