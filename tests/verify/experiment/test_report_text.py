@@ -159,3 +159,13 @@ def test_table2_explains_gtsrb_s_test_set_and_only_there(tmp_path: Path) -> None
     assert "official test set" in table2("gtsrb")
     assert "gtsrb-split" not in table2("fashion-mnist")
     assert (Path(__file__).parents[3] / "results" / "gtsrb-split" / "run.py").is_file()
+
+
+def test_a_decided_share_just_below_a_goal_never_prints_as_reaching_it() -> None:
+    """The report's decided share is rounded down: 22175 of 22400 (98.996 %) is 98.99."""
+    from robustprop.verify.experiment.report import _floor_percent
+
+    assert _floor_percent(22175, 22400) == "98.99"
+    assert _floor_percent(22400, 22400) == "100.00"
+    assert _floor_percent(1, 3) == "33.33"
+    assert _floor_percent(0, 0) == "0.00"
