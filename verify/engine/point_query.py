@@ -52,7 +52,15 @@ from robustprop.verify.engine.screen import screen
 from robustprop.verify.engine.torch_net import torch_threads
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 
-__all__ = ["BAB_SHARE", "RELU_BAB_SHARE", "SCR_BAB_SHARE", "PointDecider", "Query", "confirm"]
+__all__ = [
+    "BAB_SHARE",
+    "RELU_BAB_SHARE",
+    "SCR_BAB_SHARE",
+    "PointDecider",
+    "Query",
+    "bab_share_for",
+    "confirm",
+]
 
 #: The share of a query's time that branch and bound gets before the exact backend.
 BAB_SHARE = 0.7
@@ -83,6 +91,15 @@ class Query:
     negation: Negation
     seed: Seed | None = None
     g_bounds: tuple[FloatArray, FloatArray] | None = None
+
+
+def bab_share_for(network: Network, share: float | None = None) -> float:
+    """The share of a query's time for branch and bound: ``share`` as given (0 for none),
+    else :data:`BAB_SHARE` when it splits ``network``'s inputs, :data:`RELU_BAB_SHARE` when
+    it splits its ReLUs."""
+    if share is not None:
+        return share
+    return BAB_SHARE if splits_inputs(network) else RELU_BAB_SHARE
 
 
 def confirm(
@@ -120,11 +137,7 @@ class PointDecider:
         self.network = network
         self.replayer = replayer
         self.backend = choose_backend(backend, network)
-        # None: the share for the way branch and bound splits this network (an explicit
-        # share, 0 for none, is taken as it is)
-        if bab_share is None:
-            bab_share = BAB_SHARE if splits_inputs(network) else RELU_BAB_SHARE
-        self.bab_share = bab_share
+        self.bab_share = bab_share_for(network, bab_share)
         self._resume = dict(resume or {})  # query index → where an earlier search stopped
         self._crown: Crown | None = None
 

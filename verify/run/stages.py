@@ -45,7 +45,7 @@ from robustprop.verify.engine.backends.base import BackendName
 from robustprop.verify.engine.bounds import bound_negations, compute_seeds
 from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Network
-from robustprop.verify.engine.point_query import BAB_SHARE, PointDecider, Query, confirm
+from robustprop.verify.engine.point_query import PointDecider, Query, bab_share_for, confirm
 from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.torch_net import torch_threads
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
@@ -341,8 +341,7 @@ def run_stages(
         # One query (verify vnnlib): a short round of branch and bound here, before the longer
         # attacks. The rest of branch and bound runs in the exact stage (PointDecider), in the
         # pool's workers, `jobs` at a time, under the per-query limit.
-        fraction = BAB_SHARE if settings.bab_share is None else settings.bab_share
-        share = fraction * settings.timeout_s
+        share = bab_share_for(network, settings.bab_share) * settings.timeout_s
         quick = min(settings.bab_quick_s, share) if later and len(open_queries) == 1 else 0.0
         if quick > 0.0:
             steps.append(lambda: bab(quick))
