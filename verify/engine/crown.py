@@ -41,7 +41,7 @@ from torch import Tensor
 
 from robustprop.verify.engine.network import Affine, Clip, Network, Relu
 
-__all__ = ["Crown", "LayerBounds", "Slopes", "relu_count"]
+__all__ = ["Crown", "LayerBounds", "Slopes", "clamp_split", "relu_count"]
 
 _REL = 1e-9
 _ABS = 1e-12
@@ -156,7 +156,7 @@ class Crown:
                 ilo, ihi, mag = self._affine_interval(i, lo, hi, mag)
                 split = None if splits is None else splits.get(i)
                 if split is not None:
-                    ilo, ihi = _clamp_split(ilo, ihi, split)
+                    ilo, ihi = clamp_split(ilo, ihi, split)
                 if _has_nonlinearity_before(self.network, i):
                     partial = LayerBounds(lower, upper, tuple(los), tuple(his), tuple(mags))
                     W, b = self._W[i], self._b[i]
@@ -173,7 +173,7 @@ class Crown:
                         new_hi = torch.minimum(ihi[:, idx], -lin[:, width:])
                         ihi[:, idx] = torch.maximum(new_hi, ilo[:, idx])  # keep lo <= hi
                         if split is not None:
-                            ilo, ihi = _clamp_split(ilo, ihi, split)
+                            ilo, ihi = clamp_split(ilo, ihi, split)
                 lo, hi = ilo, ihi
             else:
                 lo, hi, mag = _activation_interval(layer, lo, hi, mag)
@@ -328,7 +328,7 @@ def _rowdot(x: Tensor, c: Tensor) -> Tensor:
     return (x * c).sum(-1)
 
 
-def _clamp_split(lo: Tensor, hi: Tensor, split: Tensor) -> tuple[Tensor, Tensor]:
+def clamp_split(lo: Tensor, hi: Tensor, split: Tensor) -> tuple[Tensor, Tensor]:
     """Bounds under the split constraints ``z ≥ 0`` (``+1``) and ``z ≤ 0`` (``−1``)."""
     return (
         torch.where(split > 0, lo.clamp(min=0.0), lo),

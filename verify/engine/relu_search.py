@@ -49,7 +49,7 @@ from robustprop.verify.engine.bab_common import (
     pgd_candidates,
 )
 from robustprop.verify.engine.backends.milp_leaf import LeafSolver
-from robustprop.verify.engine.crown import Crown, LayerBounds, Slopes
+from robustprop.verify.engine.crown import Crown, LayerBounds, Slopes, clamp_split
 from robustprop.verify.engine.network import Affine, Clip, Network, Relu
 from robustprop.verify.engine.torch_net import to_torch
 from robustprop.verify.engine.verdict import Status, Verdict
@@ -195,7 +195,7 @@ class Search:
         self.aux = spec.start()  # per sub-domain: the target's own data
         self.stack: Tensor | None = None  # warm: per sub-domain, its parent's best
         self.packing: _Packing | None = None
-        self.leaves: list[LeafSolver] = []  # made on the first fully split sub-domain
+        self.leaf: LeafSolver | None = None  # made on the first fully split sub-domain
         self.done = 0
         self.fully_split = 0
         # whether run() may go on: only after it stopped at its deadline. Any other ending
@@ -286,10 +286,10 @@ class Search:
                         f"{STALLED}: {self.fully_split} fully split sub-domains after {self.done}"
                     )
                     return BabOutcome(Status.UNKNOWN, reason, self.done, stalled=True)
-                if not self.leaves:
-                    self.leaves.append(LeafSolver(network, self.group))
+                if self.leaf is None:
+                    self.leaf = LeafSolver(network, self.group)
                 outcome = _decide_leaves(
-                    self.leaves[0], layout, sg[fixed], self.confirm, deadline, self.done
+                    self.leaf, layout, sg[fixed], self.confirm, deadline, self.done
                 )
                 if outcome is not None:
                     return outcome
@@ -409,9 +409,7 @@ def _rebuild(
     for layer in network.layers:
         if isinstance(layer, Affine):
             cur_lo, cur_hi = layout.part(lo, k), layout.part(hi, k)
-            s = layout.part(signs, k)
-            cur_lo = torch.where(s > 0, cur_lo.clamp(min=0.0), cur_lo)
-            cur_hi = torch.where(s < 0, cur_hi.clamp(max=0.0), cur_hi)
+            cur_lo, cur_hi = clamp_split(cur_lo, cur_hi, layout.part(signs, k))
             k += 1
         elif isinstance(layer, Relu):
             cur_lo, cur_hi = cur_lo.clamp(min=0.0), cur_hi.clamp(min=0.0)
