@@ -184,3 +184,32 @@ def test_two_runs_on_one_network_keep_each_others_measurements(tmp_path: Path) -
     write_cache(net, second)
     assert read_cache(net) == {"a": {"from": "first"}, "b": {"from": "second"}}
     assert second == read_cache(net)
+
+
+def test_a_malformed_cached_row_is_measured_again(tmp_path: Path) -> None:
+    """An eval.json is a file anyone may edit: a cached value that is not a row (wrong
+    fields, not an object) is measured again instead of ending the run in a traceback; a
+    well-formed row is reused."""
+    from dataclasses import asdict
+
+    from robustprop.verify.experiment.measure import Row, digest, measure
+
+    golden = Path(__file__).parent / "golden"
+    net = tmp_path / "golden.onnx"
+    shutil.copy(golden / "golden.onnx", net)
+    m = Measure("sr", 0.05, 5, ("security", "accuracy"), "paper", 10)
+    key = m.key(digest(net))
+    good = asdict(Row("golden", "baseline", "sr", 0.05, 5, 0.5, 0.5, None, None, None, {}, 1.0))
+
+    def reused(value: object) -> bool:
+        cache = {key: value}
+        row, was_reused = measure(net, "golden", "baseline", m, data=str(golden / "golden.npz"),
+                                  cache=cache)  # fmt: skip
+        assert isinstance(row, Row)
+        assert isinstance(cache[key], dict) and "surprise" not in cache[key]
+        return was_reused
+
+    assert reused(good)
+    assert not reused({**good, "surprise": 1})
+    assert not reused({"prop": "sr"})
+    assert not reused("not a row")

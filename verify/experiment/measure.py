@@ -97,7 +97,10 @@ def measure(
     """
     key = m.key(digest(net))
     if cache is not None and key in cache:
-        return Row(**cache[key]), True
+        cached = _cached_row(cache[key])
+        if cached is not None:
+            return cached, True
+        log.warning("%s: a malformed cached row for %s; measuring again", cache_path(net), key)
     start = time.monotonic()
     result = check(
         load(net),
@@ -130,6 +133,16 @@ def measure(
     if cache is not None:
         cache[key] = asdict(row)
     return row, False
+
+
+def _cached_row(value: Any) -> Row | None:
+    """A cached row, or None when the value is not one (an edited or foreign eval.json)."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        return Row(**value)
+    except TypeError:
+        return None
 
 
 def cache_path(net: Path) -> Path:
