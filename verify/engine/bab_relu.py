@@ -98,12 +98,12 @@ def relu_split_each(
     proved = proved | {d for d in range(count) if bool(closed[d])}
     cfg = config or ReluSplitConfig()
     clock = AttackClock()  # the sub-domain PGD's time, over all searches
+    model = to_torch(network, torch.float64)  # for every search's attacks
     if len(proved) < count:
         # the root's corners for every disjunct at once: the searches go easiest first, so a
         # violated disjunct (large slack) would wait for all the others (Fashion-MNIST
         # constraint-sr, SR at ε = 0.1, test point 7: found on its search's first batch,
         # after 7 s of the others')
-        model = to_torch(network, torch.float64)
         hit = attack(model, whole, box_lo, box_hi, lam.detach(), cfg, confirm, clock)
         if hit is not None:
             reason = "ReLU splitting: counterexample at the root"
@@ -132,8 +132,9 @@ def relu_split_each(
                 one = dataclasses.replace(group, disjuncts=(group.disjuncts[d],))
                 spec = GroupSpec.of(one, network.m, crown.device)
                 search = Search(
-                    crown, spec, confirm, config, one, root=root, warm=warm, clock=clock
-                )
+                    crown, spec, confirm, config, one, root=root, warm=warm, clock=clock,
+                    model=model,
+                )  # fmt: skip
             before = search.done
             outcome = search.run(share)
             done += search.done - before

@@ -175,6 +175,7 @@ class Search:
         root: LayerBounds | None,
         warm: bool,
         clock: AttackClock | None = None,
+        model: torch.nn.Module | None = None,
     ) -> None:
         self.cfg = config or ReluSplitConfig()
         self.clock = clock or AttackClock()
@@ -183,7 +184,8 @@ class Search:
         )  # fmt: skip
         network = crown.network
         self.layout = _Layout.of(network)
-        self.model = to_torch(network, torch.float64)
+        # the float64 torch network for the attacks (callers with many searches share one)
+        self.model = model if model is not None else to_torch(network, torch.float64)
         self.box_lo, self.box_hi = spec.lower[None], spec.upper[None]
         if root is None:
             with torch.no_grad():
