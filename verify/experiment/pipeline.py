@@ -232,9 +232,8 @@ def _settings(config: ExperimentConfig, command: str, measure_wall: float) -> di
         "certified": (
             f"{', '.join(p.upper() for p in config.cert_props)} at ε ∈ "
             f"{{{', '.join(f'{e:g}' for e in config.cert_eps)}}}, first {config.cert_points} "
-            f"test points, staged verifier (attack, CROWN bounds, branch and bound, Marabou/MILP "
-            "portfolio), "
-            f"timeout {config.timeout_s:g} s per query"
+            "test points, staged verifier (attack, CROWN bounds, branch and bound, "
+            f"Marabou/MILP portfolio), timeout {config.timeout_s:g} s per query"
         ),
         "measurements": (
             f"{config.jobs} network(s) at a time (--jobs), {measure_wall / 60:.1f} min wall "
