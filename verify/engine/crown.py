@@ -16,10 +16,12 @@ torch float64 on any device:
   over the ``m`` outputs, per box) is bounded directly — ``min C_k·f(x)`` — so a property's
   atoms are bounded as linear functions, not through output intervals.
 
-Floating-point soundness: every bound is moved outwards by a relative safety margin
-``_REL = 1e-9`` of a magnitude bound ``M`` of the quantities summed, plus ``_ABS = 1e-12``.
-``M`` is computed alongside: the same back-substitution on absolute values (``|Λ|``, ``|W|``,
-the largest slope and intercept of each relaxation, ``max(|lo|, |hi|)`` of the box). The
+Floating-point soundness: every bound is computed in float64 (a float32 back-substitution,
+which α-CROWN's optimisation steps use to choose slopes, gives no bound) and moved outwards
+by a relative safety margin ``_REL = 1e-9`` of a magnitude bound ``M`` of the quantities
+summed, plus ``_ABS = 1e-12``. ``M`` is computed alongside: the same back-substitution on
+absolute values (``|Λ|``, ``|W|``, the largest slope and intercept of each relaxation,
+``max(|lo|, |hi|)`` of the box). The
 rounding error of the float64 computation is at most about ``N·2⁻⁵³·M`` with ``N`` the number
 of summed terms along the back-substitution (< 10⁵ for networks this module is meant for),
 i.e. below ``1e-11·M``; the margin exceeds it by two orders of magnitude. (The bounds are
@@ -69,6 +71,16 @@ class LayerBounds:
     upper: tuple[Tensor, ...]
     magnitude: tuple[Tensor, ...]  # forward bound on |h| (for the interval margins)
 
+    def to(self, dtype: torch.dtype) -> LayerBounds:
+        """These bounds in ``dtype`` (float32: for optimising slopes, never for a bound)."""
+        return LayerBounds(
+            self.box_lower.to(dtype),
+            self.box_upper.to(dtype),
+            tuple(t.to(dtype) for t in self.lower),
+            tuple(t.to(dtype) for t in self.upper),
+            self.magnitude,
+        )
+
     def pre(self, i: int) -> tuple[Tensor, Tensor]:
         """Bounds of the input of layer ``i`` (the box for ``i = 0``)."""
         if i == 0:
@@ -99,6 +111,7 @@ class Crown:
         # back-substitution's operands: [W | b] (one product gives λ·W and λ·b) and
         # [|W| | |b|] in float32 for the magnitude
         self._Wb: list[Tensor] = []
+        self._Wb32: list[Tensor] = []  # for float32 back-substitution (α's optimisation)
         self._abs32: list[Tensor] = []
         for layer in network.layers:
             if isinstance(layer, Affine):
@@ -107,11 +120,13 @@ class Crown:
                 self._b.append(b)
                 self._Wb.append(torch.cat([W, b[:, None]], dim=1))
                 self._abs32.append(self._Wb[-1].abs().float())
+                self._Wb32.append(self._Wb[-1].float())
             else:
                 self._W.append(None)
                 self._b.append(None)
                 self._Wb.append(torch.empty(0))
                 self._abs32.append(torch.empty(0))
+                self._Wb32.append(torch.empty(0))
 
     # -- public API ------------------------------------------------------------------------
 
@@ -270,6 +285,8 @@ class Crown:
         # batch-wide slope would let the bound grow like the product of the |W| and swamp a
         # deep net's small margins) bounds the magnitude of the summed terms; in float32 (see
         # the module doc), and for the first half of the rows only when they come in ± pairs.
+        if margin and lam.dtype != torch.float64:
+            raise ValueError(f"a sound bound is computed in float64, not {lam.dtype}")
         if paired and (slopes is not None or betas is not None):
             raise ValueError("paired rows take no slopes or multipliers")
         half = lam.shape[1] // 2 if paired else lam.shape[1]
@@ -278,7 +295,7 @@ class Crown:
         for j in range(upto - 1, -1, -1):
             layer = self.network.layers[j]
             if isinstance(layer, Affine):
-                both = lam @ self._Wb[j]  # (λ·W, λ·b)
+                both = lam @ (self._Wb32[j] if lam.dtype == torch.float32 else self._Wb[j])
                 bias = bias + both[..., -1]
                 lam = both[..., :-1]
                 if margin:

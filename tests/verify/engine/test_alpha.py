@@ -4,6 +4,7 @@ never above the true minimum found by dense sampling, and the optimisation does 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -79,3 +80,27 @@ def test_zero_steps_is_crown() -> None:
     spec = crown.tensor(np.eye(3)[None])
     alpha_lower, _, _ = alpha_spec_lower(crown, bounds, spec, AlphaConfig(steps=0))
     assert torch.allclose(alpha_lower, crown.spec_lower(bounds, spec), rtol=0, atol=1e-12)
+
+
+def test_float32_steps_tighten_as_float64_ones_and_never_give_the_bound() -> None:
+    """The steps run in float32 by default; the bound is still computed in float64 with the
+    chosen slopes, so it tightens CROWN about as much as float64 steps do, and a float32
+    back-substitution cannot give a bound (with its margin)."""
+    net = random_net(5, sizes=(4, 16, 16, 16, 3), clip=False)
+    crown = Crown(net)
+    rng = np.random.default_rng(1)
+    center = rng.uniform(-0.5, 0.5, (8, net.n))
+    lo, hi = crown.tensor(center - 0.3), crown.tensor(center + 0.3)
+    bounds = crown.layer_bounds(lo, hi)
+    spec = crown.tensor(rng.normal(size=(8, 3, net.m)))
+    crown_lower = crown.spec_lower(bounds, spec)
+    low, _, best = alpha_spec_lower(crown, bounds, spec, AlphaConfig(steps=20))
+    high, _, _ = alpha_spec_lower(crown, bounds, spec, AlphaConfig(steps=20, float32=False))
+    assert low.dtype == torch.float64
+    assert all(t.dtype == torch.float64 for ts in best[0].values() for t in ts)
+    assert bool((low >= crown_lower - 1e-9).all())
+    gain_low, gain_high = float((low - crown_lower).mean()), float((high - crown_lower).mean())
+    assert gain_low > 0.9 * gain_high > 0.0, (gain_low, gain_high)
+    zero = torch.zeros(8, 3, dtype=torch.float32)
+    with pytest.raises(ValueError, match="float64"):
+        crown.backward(bounds.to(torch.float32), len(net.layers), spec.float(), zero)
