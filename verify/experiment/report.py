@@ -199,7 +199,8 @@ def _markdown(data: ReportInput, pictures: list[tuple[str, Path]]) -> str:
         f"every measurement, cached ones included); this invocation {data.wall_s / 60:.1f} "
         f"min wall (trained {sum(not n.reused for n in data.nets)} networks, reused "
         f"{sum(n.reused for n in data.nets)})",
-        f"- hardware: {hardware()}",
+        f"- hardware: {hardware()} (the machine of this invocation: reused networks and "
+        "cached measurements may have been made on another, so compare their times with care)",
     ]
     # Settings hold paths and the command line: shown literally, never as Markdown.
     lines += [f"- {markdown_text(k)}: {markdown_text(v)}" for k, v in s.items() if k != "command"]
