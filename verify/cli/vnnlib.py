@@ -101,7 +101,9 @@ EXIT_CODES = ("vnncomp", "verdict")
 @shown(
     "--attack/--no-attack",
     default=True,
-    help="staged: search for a counterexample with the falsifier before and beside the solver.",
+    help="staged: search for a counterexample with the falsifier before and beside the solver "
+    "(off: no falsifier; branch and bound still tries points of its own sub-domains, as part of "
+    "its search).",
 )
 def command(
     net: Path | None,
