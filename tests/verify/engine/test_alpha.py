@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from robustprop.verify.engine.alpha import AlphaConfig, alpha_spec_lower
-from robustprop.verify.engine.crown import Crown
+from robustprop.verify.engine.crown import Crown, LayerBounds
 from robustprop.verify.engine.network import Relu
 from tests.verify.test_bounds import forward_all, random_net
 
@@ -57,15 +57,21 @@ def test_alpha_lower_bound_is_below_the_sampled_minimum(
         assert np.all(true.min(axis=0) >= lower[b].numpy()), (true.min(axis=0), lower[b])
 
 
-def test_optimised_slopes_tighten_crown_on_a_deeper_net() -> None:
+def _deeper_case(seed: int) -> tuple[Crown, LayerBounds, torch.Tensor, torch.Tensor]:
+    """A 4-16-16-16-3 ReLU net, CROWN's bounds over 8 boxes, 3 random spec rows per box and
+    CROWN's lower bounds of them."""
     net = random_net(5, sizes=(4, 16, 16, 16, 3), clip=False)
     crown = Crown(net)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     center = rng.uniform(-0.5, 0.5, (8, net.n))
     lo, hi = crown.tensor(center - 0.3), crown.tensor(center + 0.3)
     bounds = crown.layer_bounds(lo, hi)
     spec = crown.tensor(rng.normal(size=(8, 3, net.m)))
-    crown_lower = crown.spec_lower(bounds, spec)
+    return crown, bounds, spec, crown.spec_lower(bounds, spec)
+
+
+def test_optimised_slopes_tighten_crown_on_a_deeper_net() -> None:
+    crown, bounds, spec, crown_lower = _deeper_case(0)
     alpha_lower, _, _ = alpha_spec_lower(crown, bounds, spec, AlphaConfig(steps=20, lr=0.3))
     # the optimisation starts from CROWN's slopes and keeps the best per row
     assert bool((alpha_lower >= crown_lower - 1e-9).all())
@@ -86,14 +92,7 @@ def test_float32_steps_tighten_as_float64_ones_and_never_give_the_bound() -> Non
     """The steps run in float32 by default; the bound is still computed in float64 with the
     chosen slopes, so it tightens CROWN about as much as float64 steps do, and a float32
     back-substitution cannot give a bound (with its margin)."""
-    net = random_net(5, sizes=(4, 16, 16, 16, 3), clip=False)
-    crown = Crown(net)
-    rng = np.random.default_rng(1)
-    center = rng.uniform(-0.5, 0.5, (8, net.n))
-    lo, hi = crown.tensor(center - 0.3), crown.tensor(center + 0.3)
-    bounds = crown.layer_bounds(lo, hi)
-    spec = crown.tensor(rng.normal(size=(8, 3, net.m)))
-    crown_lower = crown.spec_lower(bounds, spec)
+    crown, bounds, spec, crown_lower = _deeper_case(1)
     low, _, best = alpha_spec_lower(crown, bounds, spec, AlphaConfig(steps=20))
     high, _, _ = alpha_spec_lower(crown, bounds, spec, AlphaConfig(steps=20, float32=False))
     assert low.dtype == torch.float64
@@ -103,4 +102,4 @@ def test_float32_steps_tighten_as_float64_ones_and_never_give_the_bound() -> Non
     assert gain_low > 0.9 * gain_high > 0.0, (gain_low, gain_high)
     zero = torch.zeros(8, 3, dtype=torch.float32)
     with pytest.raises(ValueError, match="float64"):
-        crown.backward(bounds.to(torch.float32), len(net.layers), spec.float(), zero)
+        crown.backward(bounds.to(torch.float32), len(crown.network.layers), spec.float(), zero)
