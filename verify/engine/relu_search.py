@@ -96,11 +96,9 @@ class ReluSplitConfig:
     """Sub-domains per batch, α/β effort, attack effort, stack limit, and how many fully split
     sub-domains one search decides by LP before it gives up (:data:`STALLED`).
 
-    ``batch``: the tree does not depend on it (each sub-domain is bounded once, and its split
-    is its own); a bigger batch costs less per sub-domain. 512 against 256 (float32 steps):
-    Fashion-MNIST constraint-sr, SR at ε = 0.1, points 0, 2, 5, 6, 45, twice each, 26.7 s
-    against 29.5 s; GTSRB augment-FGSM, SR at ε = 0.05, five points, even (47.6 s, 47.9 s);
-    1024 no better.
+    ``batch``: the tree does not depend on it; a bigger batch costs less per sub-domain. 512
+    against 256: Fashion-MNIST constraint-sr, SR at ε = 0.1, 5 points twice, 26.7 s against
+    29.5 s; GTSRB augment-FGSM, SR at ε = 0.05, 5 points, even; 1024 no better.
 
     ``max_leaves``: on MNIST-FC 256x2/prop_10 (disjunct 8, unsat) the search reached 230
     fully split sub-domains at depth 67 after 7.5 s and their LPs took 0.05 s each (12 s per
