@@ -21,14 +21,13 @@ which α-CROWN's optimisation steps use to choose slopes, gives no bound) and mo
 by a relative safety margin ``_REL = 1e-9`` of a magnitude bound ``M`` of the quantities
 summed, plus ``_ABS = 1e-12``. ``M`` is computed alongside: the same back-substitution on
 absolute values (``|Λ|``, ``|W|``, the largest slope and intercept of each relaxation,
-``max(|lo|, |hi|)`` of the box). The
-rounding error of the float64 computation is at most about ``N·2⁻⁵³·M`` with ``N`` the number
-of summed terms along the back-substitution (< 10⁵ for networks this module is meant for),
-i.e. below ``1e-11·M``; the margin exceeds it by two orders of magnitude. (The bounds are
-also valid for the exact real-valued network.) The back-substitution computes ``M`` in
-float32: a sum of ``N`` non-negative float32 terms is at least ``(1 − N·2⁻²⁴)`` times the exact
-one (< 1 % low for ``N < 10⁵``; float32 overflow gives ``inf``, an infinite margin), which the
-hundredfold headroom absorbs.
+``max(|lo|, |hi|)`` of the box). The rounding error of the float64 computation is at most
+about ``N·2⁻⁵³·M`` with ``N`` the number of summed terms along the back-substitution (< 10⁵
+for networks this module is meant for), i.e. below ``1e-11·M``; the margin exceeds it by two
+orders of magnitude. (The bounds are also valid for the exact real-valued network.) The
+back-substitution computes ``M`` in float32: a sum of ``N`` non-negative float32 terms is at
+least ``(1 − N·2⁻²⁴)`` times the exact one (< 1 % low for ``N < 10⁵``; float32 overflow
+gives ``inf``, an infinite margin), which the hundredfold headroom absorbs.
 """
 
 from __future__ import annotations
