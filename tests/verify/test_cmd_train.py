@@ -172,7 +172,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], messag
     ],
 )
 def test_options_complete_from_the_library_tables(option: str, expected: tuple[str, ...]) -> None:
-    train = cli.commands["train"]
+    train = cli.get_command(click.Context(cli), "train")
+    assert train is not None
     param = next(p for p in train.params if p.name == option)
     items = param.shell_complete(click.Context(train), "")
     assert tuple(item.value for item in items) == expected
