@@ -8,6 +8,7 @@ them into one-line messages on stderr (``--debug`` shows the traceback).
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import sys
@@ -111,7 +112,13 @@ def cli(debug: bool, verbose: int) -> None:
 
 
 def main() -> None:
-    cli(prog_name="verify")
+    try:
+        cli(prog_name="verify")
+    finally:
+        # Exempt what is alive now from the collections at interpreter exit: with torch
+        # loaded they take 0.3 s (`python -c 'import torch'`: 1.30 s wall, 1.06 s with
+        # this). atexit handlers and weakref finalizers (pools, temporary folders) still run.
+        gc.freeze()
 
 
 if __name__ == "__main__":
