@@ -22,7 +22,15 @@ from robustprop.verify.engine.bounds import (
     lr_shells,
     seeded,
 )
-from robustprop.verify.engine.crown import Crown
+from robustprop.verify.engine.crown import (
+    _ABS,
+    _REL,
+    Crown,
+    LayerBounds,
+    Slopes,
+    _relaxation,
+    relu_count,
+)
 from robustprop.verify.engine.network import Affine, Clip, Network, Relu
 from robustprop.verify.engine.scr_encoding import decide_scr
 from robustprop.verify.engine.torch_net import to_torch
@@ -109,6 +117,67 @@ def test_bounds_are_moved_outwards_by_the_safety_margin() -> None:
     bounds = crown.layer_bounds(point, point)
     assert bounds.lower[0].item() < 0.0 < bounds.upper[0].item()
     assert bounds.upper[0].item() - bounds.lower[0].item() < 1e-8
+
+
+def _rowwise_magnitude(
+    crown: Crown,
+    bounds: LayerBounds,
+    lam: torch.Tensor,
+    bias: torch.Tensor,
+    slopes: Slopes | None,
+    betas: dict[int, torch.Tensor] | None,
+) -> torch.Tensor:
+    """The safety margin's ``M`` as the module doc defines it, one row at a time: ``|λ|``
+    pushed back through ``|W|``, ``|b|`` and each row's own largest slope and intercept, in
+    float64 (the reference for :meth:`Crown.backward`'s forward computation)."""
+    mag_lam, mag_bias = lam.abs(), bias.abs()
+    for j in range(len(crown.network.layers) - 1, -1, -1):
+        layer = crown.network.layers[j]
+        if isinstance(layer, Affine):
+            mag_bias = mag_bias + mag_lam @ torch.tensor(np.abs(layer.b))
+            mag_lam = mag_lam @ torch.tensor(np.abs(layer.W))
+            continue
+        low, up = bounds.pre(j)
+        chosen = None if slopes is None else slopes.get(j)
+        a_lo, c_lo, a_hi, c_hi = _relaxation(layer, low[:, None, :], up[:, None, :], chosen)
+        slope = torch.maximum(a_lo.abs(), a_hi.abs())
+        mag_bias = mag_bias + (mag_lam * torch.maximum(c_lo.abs(), c_hi.abs())).sum(-1)
+        mag_lam = mag_lam * slope
+        if betas is not None and j in betas:
+            mag_lam = mag_lam + betas[j].abs()
+    x_mag = torch.maximum(bounds.box_lower.abs(), bounds.box_upper.abs())
+    return mag_bias + (mag_lam * x_mag[:, None, :]).sum(-1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_safety_margin_covers_the_rowwise_magnitude(seed: int) -> None:
+    """``backward`` computes ``M`` forwards, one vector per box: equal to the row-wise sum
+    without α's slopes, and no smaller with per-row slopes and β's terms (so the margin
+    ``_REL·M + _ABS`` only grows)."""
+    net = random_net(seed, sizes=(4, 7, 6, 5, 3))
+    crown = Crown(net)
+    gen = torch.Generator().manual_seed(seed)
+    centre = torch.rand(5, 4, generator=gen, dtype=torch.float64)
+    bounds = crown.layer_bounds(centre - 0.3, centre + 0.3)
+    spec = torch.randn(5, 2, 3, generator=gen, dtype=torch.float64)
+    bias = torch.randn(5, 2, generator=gen, dtype=torch.float64)
+    acts = [j for j, layer in enumerate(net.layers) if not isinstance(layer, Affine)]
+    widths = {j: bounds.lower[j].shape[1] for j in acts}
+
+    def rand(j: int) -> torch.Tensor:
+        return torch.rand(5, 2, widths[j], generator=gen, dtype=torch.float64)
+
+    slopes: Slopes = {j: tuple(rand(j) for _ in range(relu_count(net.layers[j]))) for j in acts}
+    betas = {j: torch.randn(5, 2, widths[j], generator=gen, dtype=torch.float64) for j in acts}
+    upto = len(net.layers)
+    for chosen, multipliers in ((None, None), (slopes, betas)):
+        sound = crown.backward(bounds, upto, spec, bias, chosen, betas=multipliers)[0]
+        bare = crown.backward(bounds, upto, spec, bias, chosen, margin=False, betas=multipliers)[0]
+        used = (bare - sound - _ABS) / _REL
+        reference = _rowwise_magnitude(crown, bounds, spec, bias, chosen, multipliers)
+        assert bool((used >= reference * (1 - 1e-5)).all())
+        if chosen is None:
+            assert torch.allclose(used, reference, rtol=1e-4)
 
 
 def _negations(

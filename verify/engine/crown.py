@@ -19,15 +19,17 @@ torch float64 on any device:
 Floating-point soundness: every bound is computed in float64 (a float32 back-substitution,
 which α-CROWN's optimisation steps use to choose slopes, gives no bound) and moved outwards
 by a relative safety margin ``_REL = 1e-9`` of a magnitude bound ``M`` of the quantities
-summed, plus ``_ABS = 1e-12``. ``M`` is computed alongside: the same back-substitution on
-absolute values (``|Λ|``, ``|W|``, the largest slope and intercept of each relaxation,
-``max(|lo|, |hi|)`` of the box). The rounding error of the float64 computation is at most
-about ``N·2⁻⁵³·M`` with ``N`` the number of summed terms along the back-substitution (< 10⁵
-for networks this module is meant for), i.e. below ``1e-11·M``; the margin exceeds it by two
-orders of magnitude. (The bounds are also valid for the exact real-valued network.) The
-back-substitution computes ``M`` in float32: a sum of ``N`` non-negative float32 terms is at
-least ``(1 − N·2⁻²⁴)`` times the exact one (< 1 % low for ``N < 10⁵``; float32 overflow
-gives ``inf``, an infinite margin), which the hundredfold headroom absorbs.
+summed, plus ``_ABS = 1e-12``. ``M`` is the same back-substitution on absolute values
+(``|Λ|``, ``|W|``, the largest slope and intercept of each relaxation over the rows,
+``max(|lo|, |hi|)`` of the box); being linear in ``|Λ|`` with operators shared by the rows, it
+is computed forwards, one vector per box, and dotted with ``|Λ|`` at the end. The rounding
+error of the float64 computation is at most about ``N·2⁻⁵³·M`` with ``N`` the number of
+summed terms along the back-substitution (< 10⁵ for networks this module is meant for), i.e.
+below ``1e-11·M``; the margin exceeds it by two orders of magnitude. (The bounds are also
+valid for the exact real-valued network.) ``M`` is computed in float32: a sum of ``N``
+non-negative float32 terms, in any order, is at least ``(1 − N·2⁻²⁴)`` times the exact one
+(< 1 % low for ``N < 10⁵``; float32 overflow gives ``inf``, an infinite margin), which the
+hundredfold headroom absorbs.
 """
 
 from __future__ import annotations
@@ -280,27 +282,26 @@ class Crown:
         (and of ``bias``) is the first half negated — a neuron's lower and upper bound — so
         their magnitudes are equal and computed once.
         """
-        # |λ| pushed back alongside λ (per box: each ReLU's own slope, 0 where inactive — a
-        # batch-wide slope would let the bound grow like the product of the |W| and swamp a
-        # deep net's small margins) bounds the magnitude of the summed terms; in float32 (see
-        # the module doc), and for the first half of the rows only when they come in ± pairs.
+        # The magnitude bound M (module doc): |λ| pushed back through |W| and, per activation,
+        # the largest slope and intercept of its lines, is linear in |λ| with operators that
+        # do not depend on the row, so it is computed forwards instead, one vector per box
+        # (``_magnitude``): the same sum of non-negative terms, at a matrix-vector product per
+        # layer instead of a matrix product. With α's slopes (one set of lines per row) each
+        # slope and intercept is bounded by its largest over the rows, so M can only grow;
+        # β's ``|β·s|`` enter as their own terms.
         if margin and lam.dtype != torch.float64:
             raise ValueError(f"a sound bound is computed in float64, not {lam.dtype}")
         if paired and (slopes is not None or betas is not None):
             raise ValueError("paired rows take no slopes or multipliers")
         half = lam.shape[1] // 2 if paired else lam.shape[1]
-        mag_lam = lam[:, :half].abs().float() if margin else lam
-        mag_bias = bias[:, :half].abs().float() if margin else bias
+        top_lam, top_bias = lam[:, :half], bias[:, :half]
+        lines: dict[int, tuple[Tensor, Tensor, Tensor | None]] = {}  # j → slope, intercept, |β·s|
         for j in range(upto - 1, -1, -1):
             layer = self.network.layers[j]
             if isinstance(layer, Affine):
                 both = lam @ (self._Wb32[j] if lam.dtype == torch.float32 else self._Wb[j])
                 bias = bias + both[..., -1]
                 lam = both[..., :-1]
-                if margin:
-                    both = mag_lam @ self._abs32[j]
-                    mag_bias = mag_bias + both[..., -1]
-                    mag_lam = both[..., :-1]
                 continue
             if trace is not None:
                 trace[j] = lam  # the coefficients of activation j's output
@@ -318,22 +319,52 @@ class Crown:
             if extra is not None:
                 lam = lam - extra
             if margin:
-                intercept = torch.maximum(c_lo.abs(), c_hi.abs()).float()
-                slope = torch.maximum(a_lo.abs(), a_hi.abs()).float()
-                mag_bias = mag_bias + _rowdot(mag_lam, intercept)
-                mag_lam = mag_lam * slope
-                if extra is not None:
-                    mag_lam = mag_lam + extra.abs().float()
+                lines[j] = _magnitude_lines(a_lo, c_lo, a_hi, c_hi, extra)
         lo, hi = bounds.box_lower, bounds.box_upper
         neg = lam.clamp(max=0.0)
         value = bias + _rowdot(lam - neg, lo[:, None, :]) + _rowdot(neg, hi[:, None, :])
         if not margin:
             return value, lam
-        x_mag = torch.maximum(lo.abs(), hi.abs()).float()
-        magnitude = (mag_bias + _rowdot(mag_lam, x_mag[:, None, :])).double()
+        magnitude = self._magnitude(bounds, upto, top_lam, top_bias, lines).double()
         if paired:
             magnitude = torch.cat([magnitude, magnitude], dim=1)
         return value - _REL * magnitude - _ABS, lam
+
+    def _magnitude(
+        self,
+        bounds: LayerBounds,
+        upto: int,
+        lam: Tensor,
+        bias: Tensor,
+        lines: Mapping[int, tuple[Tensor, Tensor, Tensor | None]],
+    ) -> Tensor:
+        """``M`` per row (float32, ``(B, K)``) for :meth:`backward`: ``|bias| + |lam|·v`` with
+        ``v`` pushed forwards from ``max(|lo|, |hi|)`` of the box through ``|W|·v + |b|`` and
+        each activation's ``slope·v + intercept``, plus ``|β·s|·v`` at each split layer."""
+        lo, hi = bounds.box_lower, bounds.box_upper
+        v = torch.maximum(lo.abs(), hi.abs()).float()  # (B, n)
+        total = bias.abs().float()
+        for j in range(upto):
+            if isinstance(self.network.layers[j], Affine):
+                wb = self._abs32[j]
+                v = torch.addmm(wb[:, -1], v, wb[:, :-1].T)
+                continue
+            slope, intercept, extra = lines[j]
+            if extra is not None:
+                total = total + _rowdot(extra, v[:, None, :])
+            v = slope * v + intercept
+        return total + _rowdot(lam.abs().float(), v[:, None, :])
+
+
+def _magnitude_lines(
+    a_lo: Tensor, c_lo: Tensor, a_hi: Tensor, c_hi: Tensor, extra: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Per box ``(B, w)``, float32: the largest ``|slope|`` and ``|intercept|`` of one
+    activation's lines over the rows (one set of lines without α's slopes, ``(B, 1, w)``; one
+    per row with them), and ``|β·s|`` (``(B, K, w)``) when multipliers are given."""
+    slope = torch.maximum(a_lo.abs(), a_hi.abs()).amax(dim=1).float()
+    intercept = torch.maximum(c_lo.abs(), c_hi.abs()).amax(dim=1).float()
+    return slope, intercept, None if extra is None else extra.abs().float()
 
 
 def _rowdot(x: Tensor, c: Tensor) -> Tensor:
