@@ -143,7 +143,12 @@ def _optimise(
             value, _ = crown.backward(
                 bounds, n_layers, spec, zero, params, margin=False, betas=extra
             )
-            grads = torch.autograd.grad(value.sum(), flat) if step < cfg.steps else ()
+            # a slope of a clamp its inputs never reach is unused (Crown.backward skips it)
+            grads = (
+                torch.autograd.grad(value.sum(), flat, allow_unused=True)
+                if step < cfg.steps
+                else ()
+            )
         detached = value.detach()
         if best_value is None:
             best_value = detached.clone()
@@ -159,7 +164,8 @@ def _optimise(
                 best_b[j] = torch.where(mask, t.detach(), best_b[j])
         with torch.no_grad():
             for k, (t, g, (m1, m2)) in enumerate(zip(flat, grads, moments, strict=False)):
-                _adam_ascent(t, g, m1, m2, step + 1, cfg.lr, k >= len(flat) - len(betas))
+                if g is not None:
+                    _adam_ascent(t, g, m1, m2, step + 1, cfg.lr, k >= len(flat) - len(betas))
     double = torch.float64
     return (
         {j: tuple(t.to(double) for t in ts) for j, ts in best.items()},

@@ -306,6 +306,9 @@ class Crown:
             if trace is not None:
                 trace[j] = lam  # the coefficients of activation j's output
             low, up = bounds.pre(j)
+            extra = None if betas is None else betas.get(j)
+            if extra is None and _identity(layer, low, up):
+                continue  # a clamp its inputs never reach (the ±100 output Clip): h = z
             chosen = None if slopes is None else slopes.get(j)
             a_lo, c_lo, a_hi, c_hi = _relaxation(layer, low[:, None, :], up[:, None, :], chosen)
             # pos·a_lo + neg·a_hi = lam·a_lo + neg·(a_hi − a_lo); a ReLU's lower line has no
@@ -315,7 +318,6 @@ class Crown:
             if not isinstance(layer, Relu):
                 bias = bias + _rowdot(lam - neg, c_lo)
             lam = (lam * a_lo).addcmul_(neg, a_hi - a_lo)  # in place: half the time
-            extra = None if betas is None else betas.get(j)
             if extra is not None:
                 lam = lam - extra
             if margin:
@@ -349,11 +351,19 @@ class Crown:
                 wb = self._abs32[j]
                 v = torch.addmm(wb[:, -1], v, wb[:, :-1].T)
                 continue
+            if j not in lines:
+                continue  # an identity clamp (see backward)
             slope, intercept, extra = lines[j]
             if extra is not None:
                 total = total + _rowdot(extra, v[:, None, :])
             v = slope * v + intercept
         return total + _rowdot(lam.abs().float(), v[:, None, :])
+
+
+def _identity(layer: Relu | Clip, low: Tensor, up: Tensor) -> bool:
+    """Whether ``layer`` is the identity on ``[low, up]`` in every box: a Clip whose bounds
+    the inputs never cross (its lines would be ``h = z``)."""
+    return isinstance(layer, Clip) and bool((low >= layer.lo).all() and (up <= layer.hi).all())
 
 
 def _magnitude_lines(

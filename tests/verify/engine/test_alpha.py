@@ -3,6 +3,8 @@ never above the true minimum found by dense sampling, and the optimisation does 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 
 from robustprop.verify.engine.alpha import AlphaConfig, alpha_spec_lower
 from robustprop.verify.engine.crown import Crown, LayerBounds
-from robustprop.verify.engine.network import Relu
+from robustprop.verify.engine.network import Clip, Relu
 from tests.verify.test_bounds import forward_all, random_net
 
 
@@ -103,3 +105,22 @@ def test_float32_steps_tighten_as_float64_ones_and_never_give_the_bound() -> Non
     zero = torch.zeros(8, 3, dtype=torch.float32)
     with pytest.raises(ValueError, match="float64"):
         crown.backward(bounds.to(torch.float32), len(crown.network.layers), spec.float(), zero)
+
+
+def test_a_clamp_never_reached_is_the_identity_also_for_optimised_slopes() -> None:
+    """The ±100 output Clip of a trained network is the identity where its inputs stay inside:
+    ``backward`` skips it, and α's steps still run (its slopes are then unused) and give the
+    same bounds as the network without it."""
+    bare = random_net(5, sizes=(4, 16, 16, 3), clip=False)
+    clamped = dataclasses.replace(bare, layers=(*bare.layers, Clip(-100.0, 100.0)))
+    rng = np.random.default_rng(0)
+    center = rng.uniform(-0.5, 0.5, (4, bare.n))
+    spec_np = rng.normal(size=(4, 3, bare.m))
+    lowers = []
+    for net in (bare, clamped):
+        crown = Crown(net)
+        bounds = crown.layer_bounds(crown.tensor(center - 0.3), crown.tensor(center + 0.3))
+        spec = crown.tensor(spec_np)
+        lower, _, _ = alpha_spec_lower(crown, bounds, spec, AlphaConfig(steps=5, lr=0.3))
+        lowers.append(lower)
+    assert torch.allclose(lowers[0], lowers[1], rtol=0, atol=1e-9)
