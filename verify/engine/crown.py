@@ -413,16 +413,16 @@ def _relu_lines(
     """``(a_L, c_L, a_U, c_U)``: ``a_L z + c_L ≤ relu(z) ≤ a_U z + c_U`` on ``[low, up]``;
     ``alpha`` (clamped to ``[0, 1]``) replaces the lower slope of unstable ReLUs."""
     active = low >= 0.0
-    inactive = up <= 0.0
-    unstable = ~(active | inactive)
-    width = torch.where(unstable, up - low, torch.ones_like(up))
-    a_hi = torch.where(unstable, up / width, active.to(up.dtype))
-    c_hi = torch.where(unstable, -low * up / width, torch.zeros_like(up))
+    unstable = ~(active | (up <= 0.0))  # NaN bounds count as unstable (and stay NaN)
+    on = active.to(up.dtype)
+    width = torch.where(unstable, up - low, 1.0)
+    a_hi = torch.where(unstable, up / width, on)
+    c_hi = torch.where(unstable, -low * up / width, 0.0)
     if alpha is None:
-        a_lo = torch.where(unstable, (up >= -low).to(up.dtype), active.to(up.dtype))
+        a_lo = torch.where(unstable, (up >= -low).to(up.dtype), on)
     else:
-        a_lo = torch.where(unstable, alpha.clamp(0.0, 1.0), active.to(up.dtype))
-    return a_lo, torch.zeros_like(up), a_hi, c_hi
+        a_lo = torch.where(unstable, alpha.clamp(0.0, 1.0), on)
+    return a_lo, up.new_zeros(()), a_hi, c_hi  # the lower line's intercept: 0, broadcast
 
 
 def _relaxation(
