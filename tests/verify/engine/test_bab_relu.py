@@ -209,6 +209,34 @@ def test_a_search_resumed_in_slices_ends_as_one_run() -> None:
     assert sliced.done == whole.done
 
 
+def test_a_batch_is_cut_to_the_time_left_at_the_last_batchs_pace() -> None:
+    """A batch takes no more sub-domains than the time left allows at the pace of the last
+    one (an SCR batch on GTSRB, 85 rows per sub-domain, took 8 s: a 10 s query ended at 14),
+    and at least one, so that a search always moves."""
+    net = make_net(0, (30, 12, 12, 5), scale=1.5)
+    negation = class_negation(net.network, 0, 0.2)
+    one = dataclasses.replace(negation, disjuncts=(negation.disjuncts[3],))  # 59 sub-domains
+    crown = Crown(net.network)
+    spec = GroupSpec.of(one, net.network.m, crown.device)
+
+    def check(x: np.ndarray) -> Verdict | None:
+        return confirm(net.replayer, x, one)
+
+    search = Search(crown, spec, check, None, one, root=None, warm=True)
+    search._batch(time.monotonic() + 30)  # the root: two children on the stack
+    assert search.open >= 2
+    search.pace = 3600.0  # an hour per sub-domain: one fits in any deadline
+    before = search.done
+    search._batch(time.monotonic() + 30)
+    assert search.done - before == 1
+    search.pace = 1e-9  # the batch size caps
+    before, open_ = search.done, search.open
+    search._batch(time.monotonic() + 30)
+    assert search.done - before == min(open_, search.cfg.batch)
+    search.run(time.monotonic() + 30)
+    assert search.pace > 0.0  # measured by run()
+
+
 @pytest.mark.parametrize("seed", [272, 3, 5, 8])  # each a violated query (asserted below)
 def test_a_search_whose_leaf_stays_open_is_not_resumed_into_holds(seed: int) -> None:
     """A search that ends on an undecided fully split sub-domain (here: no candidate ever
