@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -183,23 +184,29 @@ def test_scr_with_branch_and_bound_answers_like_without(seed: int) -> None:
         assert negation.is_satisfied_by(x, net.replayer.evaluate64(x)[0])
 
 
-def test_a_search_resumed_in_slices_ends_as_one_run() -> None:
-    """A search stopped at a deadline and run again goes on from the sub-domains it left
-    open: the same answer, and no sub-domain bounded twice (the same count as one run)."""
+def _one_disjunct_search() -> Callable[[], Search]:
+    """Fresh searches of one CR-like disjunct of a 30-12-12-5 net (59 sub-domains to prove)."""
     net = make_net(0, (30, 12, 12, 5), scale=1.5)
     negation = class_negation(net.network, 0, 0.2)
-    one = dataclasses.replace(negation, disjuncts=(negation.disjuncts[3],))  # 59 sub-domains
+    one = dataclasses.replace(negation, disjuncts=(negation.disjuncts[3],))
     crown = Crown(net.network)
     spec = GroupSpec.of(one, net.network.m, crown.device)
 
     def check(x: np.ndarray) -> Verdict | None:
         return confirm(net.replayer, x, one)
 
-    whole = Search(crown, spec, check, None, one, root=None, warm=True)
+    return lambda: Search(crown, spec, check, None, one, root=None, warm=True)
+
+
+def test_a_search_resumed_in_slices_ends_as_one_run() -> None:
+    """A search stopped at a deadline and run again goes on from the sub-domains it left
+    open: the same answer, and no sub-domain bounded twice (the same count as one run)."""
+    fresh = _one_disjunct_search()
+    whole = fresh()
     first = whole.run(time.monotonic() + 30)
     assert first.status is Status.HOLDS, first.reason
     assert first.domains > 3  # a search with something to resume
-    sliced = Search(crown, spec, check, None, one, root=None, warm=True)
+    sliced = fresh()
     stops = 0
     while (out := sliced.run(time.monotonic())).status is Status.UNKNOWN:
         assert out.reason.startswith("ReLU splitting: time up"), out.reason
@@ -213,16 +220,8 @@ def test_a_batch_is_cut_to_the_time_left_at_the_last_batchs_pace() -> None:
     """A batch takes no more sub-domains than the time left allows at the pace of the last
     one (an SCR batch on GTSRB, 85 rows per sub-domain, took 8 s: a 10 s query ended at 14),
     and at least one, so that a search always moves."""
-    net = make_net(0, (30, 12, 12, 5), scale=1.5)
-    negation = class_negation(net.network, 0, 0.2)
-    one = dataclasses.replace(negation, disjuncts=(negation.disjuncts[3],))  # 59 sub-domains
-    crown = Crown(net.network)
-    spec = GroupSpec.of(one, net.network.m, crown.device)
-
-    def check(x: np.ndarray) -> Verdict | None:
-        return confirm(net.replayer, x, one)
-
-    search = Search(crown, spec, check, None, one, root=None, warm=True)
+    fresh = _one_disjunct_search()
+    search = fresh()
     search._batch(time.monotonic() + 30)  # the root: two children on the stack
     assert search.open >= 2
     search.pace = 3600.0  # an hour per sub-domain: one fits in any deadline
