@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from robustprop.properties import Domain, PGDConfig, make_property
@@ -97,6 +97,37 @@ def test_crown_encloses_sampled_outputs_and_beats_intervals(seed: int, radius: f
             assert np.all(h >= bounds.lower[i][b].numpy()), i
             assert np.all(h <= bounds.upper[i][b].numpy()), i
         assert np.all(values[-1] @ spec[b].numpy().T >= lower[b])
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), share=st.floats(0.05, 1.0))
+def test_a_parents_bounds_tighten_its_childrens_and_stay_sound(seed: int, share: float) -> None:
+    """Input splitting hands a box's bounds to the boxes inside it (``prior``): every affine
+    layer's bounds then lie within the parent's (CROWN over the child alone does not always:
+    the test's seeds include such cases), and still enclose the child's sampled outputs."""
+    net = random_net(seed, sizes=(3, 8, 8, 8, 3), scale=2.0)
+    rng = np.random.default_rng(seed)
+    crown = Crown(net)
+    lo, hi = rng.uniform(-1.0, 0.0, (4, net.n)), rng.uniform(0.0, 1.0, (4, net.n))
+    parent = crown.layer_bounds(crown.tensor(lo), crown.tensor(hi))
+    c_lo = lo + (hi - lo) * rng.random((4, net.n)) * (1.0 - share)
+    c_hi = c_lo + (hi - lo) * share
+    own = crown.layer_bounds(crown.tensor(c_lo), crown.tensor(c_hi))
+    both = crown.layer_bounds(
+        crown.tensor(c_lo), crown.tensor(c_hi), prior=crown.affine_bounds(parent)
+    )
+    looser = 0
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, Affine):
+            assert bool((both.lower[i] >= parent.lower[i]).all())
+            assert bool((both.upper[i] <= parent.upper[i]).all())
+            looser += int((own.upper[i] > parent.upper[i]).sum())
+    note(f"neuron bounds where the child's own CROWN is looser than its parent's: {looser}")
+    for b in range(4):
+        xs = c_lo[b] + (c_hi[b] - c_lo[b]) * rng.random((3000, net.n))
+        for i, h in enumerate(forward_all(net, np.vstack([xs, c_lo[b], c_hi[b]]))):
+            assert np.all(h >= both.lower[i][b].numpy()), i
+            assert np.all(h <= both.upper[i][b].numpy()), i
 
 
 def test_crown_is_tighter_than_intervals_on_a_deeper_net() -> None:

@@ -37,13 +37,15 @@ class BabState:
     """Where an unfinished search of one negation stopped, to resume it in the same process
     on the same network and negation: the groups before ``group`` are proved; ``lower`` and
     ``upper`` (``(N, n)``) are the open sub-domains of ``group`` (input splitting; the closed
-    ones and these cover its box), or None to start that group afresh; ``proved``: the
+    ones and these cover its box), or None to start that group afresh, and ``prior`` their
+    parents' bounds of every affine layer (``Crown.affine_bounds``); ``proved``: the
     disjuncts of ``group`` (positions in it) already proved (ReLU splitting)."""
 
     group: int
     lower: Tensor | None = None
     upper: Tensor | None = None
     proved: frozenset[int] = frozenset()
+    prior: tuple[Tensor, Tensor] | None = None
 
 
 @dataclass(frozen=True)

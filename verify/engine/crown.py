@@ -153,7 +153,11 @@ class Crown:
         return LayerBounds(lower, upper, tuple(los), tuple(his), tuple(mags))
 
     def layer_bounds(
-        self, lower: Tensor, upper: Tensor, splits: Mapping[int, Tensor] | None = None
+        self,
+        lower: Tensor,
+        upper: Tensor,
+        splits: Mapping[int, Tensor] | None = None,
+        prior: tuple[Tensor, Tensor] | None = None,
     ) -> LayerBounds:
         """CROWN bounds of every layer's output (intersected with interval bounds).
 
@@ -161,15 +165,27 @@ class Crown:
         ``+1`` (the ReLU after it is active: ``z ≥ 0``), ``−1`` (inactive: ``z ≤ 0``) or 0.
         The bounds are then over the inputs of the box that satisfy those constraints: each
         split neuron's bounds are clamped at 0 before later layers use them (a box where a
-        clamped ``lower > upper`` is empty: no input satisfies its splits)."""
+        clamped ``lower > upper`` is empty: no input satisfies its splits).
+
+        ``prior``: sound bounds of every affine layer's output over each box, side by side
+        (:meth:`affine_bounds`, ``(B, Σ widths)``), e.g. those of a larger box that contains
+        it (input splitting hands a parent's to its children); each layer's bounds are
+        intersected with them before they choose the relaxations and the neurons that CROWN
+        tightens (CROWN over a child box is looser than over its parent for some neurons)."""
         los: list[Tensor] = []
         his: list[Tensor] = []
         mags: list[Tensor] = []
         lo, hi = lower, upper
         mag = torch.maximum(lower.abs(), upper.abs())
+        at = 0  # where affine layer i's outputs start in ``prior``
         for i, layer in enumerate(self.network.layers):
             if isinstance(layer, Affine):
                 ilo, ihi, mag = self._affine_interval(i, lo, hi, mag)
+                if prior is not None:
+                    ilo = torch.maximum(ilo, prior[0][:, at : at + layer.out_size])
+                    ihi = torch.minimum(ihi, prior[1][:, at : at + layer.out_size])
+                    ihi = torch.maximum(ihi, ilo)  # both enclose the outputs: never apart
+                    at += layer.out_size
                 split = None if splits is None else splits.get(i)
                 if split is not None:
                     ilo, ihi = clamp_split(ilo, ihi, split)
@@ -197,6 +213,15 @@ class Crown:
             his.append(hi)
             mags.append(mag)
         return LayerBounds(lower, upper, tuple(los), tuple(his), tuple(mags))
+
+    def affine_bounds(self, bounds: LayerBounds) -> tuple[Tensor, Tensor]:
+        """The bounds of every affine layer's output side by side, ``(B, Σ widths)`` each:
+        the ``prior`` of :meth:`layer_bounds` for boxes inside these."""
+        idx = [i for i, layer in enumerate(self.network.layers) if isinstance(layer, Affine)]
+        return (
+            torch.cat([bounds.lower[i] for i in idx], dim=1),
+            torch.cat([bounds.upper[i] for i in idx], dim=1),
+        )
 
     def _undecided(self, i: int, lo: Tensor, hi: Tensor) -> Tensor:
         """Indices of the neurons of affine layer ``i`` worth CROWN's back-substitution: all

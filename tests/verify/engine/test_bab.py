@@ -86,7 +86,7 @@ def test_a_closed_sub_domain_is_never_refuted_by_sampling(seed: int) -> None:
     size = (hi0 - lo0) * rng.uniform(0.02, 0.5, (64, 3))
     lo = np.maximum(lo0, corners - size)
     hi = np.minimum(hi0, corners + size)
-    slack, _ = bound_boxes(
+    slack, _, _ = bound_boxes(
         crown, spec, crown.tensor(lo), crown.tensor(hi), AlphaConfig(steps=6, lr=0.5)
     )
     closed = spec.closed(slack).numpy()
