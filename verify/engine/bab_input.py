@@ -60,6 +60,10 @@ class InputSplitConfig:
     # choice then follows the optimised coefficients); ReLU splitting keeps α and β.
     alpha: AlphaConfig = field(default_factory=lambda: AlphaConfig(steps=0))
     attack_rows: int = 64  # sub-domains of a batch attacked with PGD (the most open ones)
+    # strong branching (:func:`_lookahead`) for groups of one disjunct with at most this
+    # many inputs (0: never): both halves of every dimension bounded before choosing
+    strong_dims: int = 8
+    lookahead_boxes: int = 1024  # half-boxes bounded in one call
     attack_steps: int = 6
     max_domains: int = 4_000_000
     min_width: float = 1e-9  # relative to the group's box width
@@ -89,13 +93,16 @@ def input_split(
     unbounded = torch.full((lows.shape[0], total), torch.inf, dtype=lows.dtype, device=lows.device)
     p_lo, p_hi = resume.prior if resume is not None and resume.prior else (-unbounded, unbounded)
     full = (spec.upper - spec.lower).clamp(min=1e-300)
+    n = lows.shape[1]
+    strong = spec.member.shape[1] == 1 and n <= cfg.strong_dims
+    batch = max(1, cfg.batch // (2 * n)) if strong else cfg.batch  # lookahead bounds 2n each
     done = 0
     while lows.shape[0]:
         if time.monotonic() >= deadline:
             state = BabState(group, lows, highs, prior=(p_lo, p_hi))
             return BabOutcome(Status.UNKNOWN, f"input splitting: time up, {lows.shape[0]} "
                               f"sub-domains open after {done}", done, state=state)  # fmt: skip
-        take = min(cfg.batch, lows.shape[0])
+        take = min(batch, lows.shape[0])
         lo, hi, prior = lows[-take:], highs[-take:], (p_lo[-take:], p_hi[-take:])
         lows, highs, p_lo, p_hi = lows[:-take], highs[:-take], p_lo[:-take], p_hi[:-take]
         done += take
@@ -113,6 +120,8 @@ def input_split(
         if bool(((width / full).max(dim=1).values < cfg.min_width).any()):
             return BabOutcome(Status.UNKNOWN, "input splitting: a sub-domain too narrow", done)
         dim = _choose(spec, slack, lam, width, full)
+        if strong:
+            dim = _lookahead(crown, spec, cfg, lo, hi, (b_lo, b_hi), dim, full)
         left_hi, right_lo = hi.clone(), lo.clone()
         rows = torch.arange(lo.shape[0], device=lo.device)
         mid = (lo[rows, dim] + hi[rows, dim]) / 2.0
@@ -156,6 +165,66 @@ def _choose(spec: GroupSpec, slack: Tensor, lam: Tensor, width: Tensor, full: Te
     relative = width / full
     relative = relative / relative.sum(dim=1, keepdim=True).clamp(min=1e-300)
     return (score + relative).argmax(dim=1)
+
+
+#: How much smaller the worse half's slack must be than under the default split.
+_CLEARLY = 0.01
+#: Lookahead splits no dimension narrower than the widest's share divided by this.
+_NARROWEST = 256.0
+
+
+def _lookahead(
+    crown: Crown,
+    spec: GroupSpec,
+    cfg: InputSplitConfig,
+    lo: Tensor,
+    hi: Tensor,
+    prior: tuple[Tensor, Tensor],
+    default: Tensor,
+    full: Tensor,
+) -> Tensor:
+    """Per sub-domain of a one-disjunct group, the dimension whose split leaves the better
+    worse half: both halves of every dimension are bounded (with the sub-domain's own layer
+    bounds as their prior), a half scored by its smallest slack (closed where negative), a
+    dimension by its worse half; unless clearly better, ``default`` stands. (The search takes
+    batches of ``batch / 2n`` sub-domains here, so that a lookahead costs about one batch.)
+    It bounds ``n`` times the halves the search goes on with, and on ACAS Xu it
+    pays (in-process, one thread, boxes bounded with the lookahead's against without it):
+    4_9/prop_1 5.6 s against 23.2 s (6193 boxes against 23967), 2_7/prop_1 4.0 s against
+    7.0 s, 1_8/prop_2 1.5 s against 3.2 s; the 17 unsat instances 22.5 s against 43.9 s.
+    (Not for several disjuncts: on 1_1/prop_6, four, scoring a half by its most open
+    disjunct chose badly.)"""
+    count, n = lo.shape
+    chosen = default.clone()
+    eye = torch.eye(n, dtype=torch.bool, device=lo.device)
+    step = max(1, cfg.lookahead_boxes // (2 * n))
+    for start in range(0, count, step):
+        part = slice(start, start + step)
+        low, high = lo[part], hi[part]
+        size = low.shape[0]
+        mid = ((low + high) / 2.0)[:, None, :]
+        # half d of the left halves: high with coordinate d at the midpoint; right: low so
+        left = (low[:, None, :].expand(size, n, n), torch.where(eye, mid, high[:, None, :]))
+        right = (torch.where(eye, mid, low[:, None, :]), high[:, None, :].expand(size, n, n))
+        c_lo = torch.cat([left[0], right[0]], dim=1).reshape(-1, n)
+        c_hi = torch.cat([left[1], right[1]], dim=1).reshape(-1, n)
+        p = (prior[0][part].repeat_interleave(2 * n, 0), prior[1][part].repeat_interleave(2 * n, 0))
+        slack, _, _ = bound_boxes(crown, spec, c_lo, c_hi, cfg.alpha, p)
+        worse = slack.min(dim=1).values.reshape(size, 2, n).max(dim=1).values  # (size, n)
+        # never a dimension far narrower than the widest (relative to the group's box): the
+        # halves of a sliver can score better by a hair forever (a 2-input net: 65 k
+        # sub-domains in 3 s on widths like 0.5 × 0.001, 349 in all with this; ACAS Xu
+        # needs narrow splits: 1/16 left 4_9/prop_1 open after 60 s)
+        rel = (high - low) / full
+        worse = worse.masked_fill(rel < rel.max(dim=1, keepdim=True).values / _NARROWEST, torch.inf)
+        best = worse.argmin(dim=1)
+        rows = torch.arange(size, device=lo.device)
+        # the default stands unless the best is clearly better: where no split helps, the
+        # least worse half may sit on an ever narrower dimension
+        base = worse[rows, chosen[part]]
+        keep = worse[rows, best] >= base - _CLEARLY * base.abs()
+        chosen[part] = torch.where(keep, chosen[part], best)
+    return chosen
 
 
 def _attack(
