@@ -1,8 +1,9 @@
 """Branch and bound by input splitting, for low-dimensional inputs (ACAS Xu: 5).
 
 The group's box is the first sub-domain. Sub-domains are kept on a stack (``(N, n)`` tensors
-of lower and upper corners) and processed in batches of ``config.batch`` from its top (depth
-first, so memory stays bounded): CROWN bounds of every layer, intersected with its parent's
+of lower and upper corners) and processed in batches of ``config.batch`` (``batch / 2n`` with
+strong branching, below) from its top (depth first, so memory stays bounded): CROWN bounds
+of every layer, intersected with its parent's
 (valid on the smaller box too; CROWN over a child is looser than over its parent for some
 neurons, and tighter layers make tighter relaxations below them: ACAS Xu 1_8/prop_2 takes
 3635 sub-domains instead of 11375, 1_1/prop_6 12630 instead of 12984, but 4_9/prop_1 23967
@@ -14,7 +15,9 @@ dropped (the negation is empty there); the others are attacked — the centre an
 the corner that maximises the atom's linear bound, then a few sign-gradient steps from the
 best of them — and split in two at the midpoint of one dimension (where the target atoms'
 linear bound varies most, ``Σ |λ_k,i| · (u_i − l_i)`` over the open disjuncts' closest atoms,
-and the sub-domain is widest relative to the box, both as shares), pushed back on the stack.
+and the sub-domain is widest relative to the box, both as shares; for a group of one
+disjunct and at most ``config.strong_dims`` inputs, the dimension whose worse half is clearly
+better bounded instead, :func:`_lookahead`), pushed back on the stack.
 
 ``holds`` when the stack is empty: the sub-domains closed cover the box (each split covers
 its parent), and each was closed with a sound bound. ``violated`` only with a candidate the

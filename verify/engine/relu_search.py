@@ -195,8 +195,7 @@ class Search:
             with torch.no_grad():
                 root = crown.layer_bounds(self.box_lo, self.box_hi)
         self.final_mag = root.magnitude[-1] if root.magnitude else None
-        self.pre_lo = torch.cat([root.lower[i] for i in self.layout.affine], dim=1)
-        self.pre_hi = torch.cat([root.upper[i] for i in self.layout.affine], dim=1)
+        self.pre_lo, self.pre_hi = crown.affine_bounds(root)
         self.signs = torch.zeros_like(self.pre_lo, dtype=torch.int8)
         self.aux = spec.start()  # per sub-domain: the target's own data
         self.stack: Tensor | None = None  # warm: per sub-domain, its parent's best
