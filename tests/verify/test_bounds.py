@@ -192,13 +192,14 @@ def test_the_safety_margin_covers_the_rowwise_magnitude(seed: int) -> None:
     bounds = crown.layer_bounds(centre - 0.3, centre + 0.3)
     spec = torch.randn(5, 2, 3, generator=gen, dtype=torch.float64)
     bias = torch.randn(5, 2, generator=gen, dtype=torch.float64)
-    acts = [j for j, layer in enumerate(net.layers) if not isinstance(layer, Affine)]
+    counts = {j: relu_count(a) for j, a in enumerate(net.layers) if not isinstance(a, Affine)}
+    acts = list(counts)
     widths = {j: bounds.lower[j].shape[1] for j in acts}
 
     def rand(j: int) -> torch.Tensor:
         return torch.rand(5, 2, widths[j], generator=gen, dtype=torch.float64)
 
-    slopes: Slopes = {j: tuple(rand(j) for _ in range(relu_count(net.layers[j]))) for j in acts}
+    slopes: Slopes = {j: tuple(rand(j) for _ in range(counts[j])) for j in acts}
     betas = {j: torch.randn(5, 2, widths[j], generator=gen, dtype=torch.float64) for j in acts}
     upto = len(net.layers)
     for chosen, multipliers in ((None, None), (slopes, betas)):

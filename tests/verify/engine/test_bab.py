@@ -14,22 +14,24 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from robustprop.properties.spec import Negation
+from robustprop.properties.spec import Atom, Disjunct, Negation
 from robustprop.verify.engine.alpha import AlphaConfig
 from robustprop.verify.engine.bab import BabConfig, bab_decide
 from robustprop.verify.engine.bab_common import GroupSpec
-from robustprop.verify.engine.bab_input import bound_boxes
+from robustprop.verify.engine.bab_input import InputSplitConfig, _lookahead, bound_boxes
 from robustprop.verify.engine.backends.base import BackendName
 from robustprop.verify.engine.backends.milp import MilpBackend
 from robustprop.verify.engine.backends.z3_backend import Z3Backend
 from robustprop.verify.engine.bounds import bound_negations
 from robustprop.verify.engine.crown import Crown
+from robustprop.verify.engine.network import Affine
 from robustprop.verify.engine.point_query import Query
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 from robustprop.verify.run.model import ModelBytes
 from robustprop.verify.run.stages import ExactSettings, Origin, Strategy, confirm, run_stages
 from robustprop.verify.run.vnnlib_check import check_vnnlib
 from tests.verify.engine.bab_nets import Net, make_net, mlp_bytes, random_negation
+from tests.verify.test_bounds import random_net
 
 RELU_ONLY = BabConfig(max_input_dims=0)  # every negation by ReLU splitting
 
@@ -116,6 +118,33 @@ def test_input_splitting_proves_what_crown_alone_cannot(seed: int) -> None:
     assert outcome.status is Status.HOLDS, outcome.reason
     assert outcome.domains > 3
     assert MilpBackend().solve(net.network, negation, 60.0).status is Status.HOLDS
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_lookahead_splits_the_input_the_output_depends_on(seed: int) -> None:
+    """Strong branching on a net whose output ignores input 0: halving input 0 leaves both
+    halves as open as their parent, halving input 1 tightens them, so the lookahead overrides
+    a default of 0 (and keeps a default of 1)."""
+    base = random_net(seed, sizes=(2, 12, 1), clip=False, scale=2.0)
+    first = base.layers[0]
+    assert isinstance(first, Affine)
+    W = first.W.copy()
+    W[:, 0] = 0.0
+    net = dataclasses.replace(base, layers=(Affine(W, first.b), *base.layers[1:]))
+    crown = Crown(net)
+    lo, hi = crown.tensor([[-1.0, -1.0]]), crown.tensor([[1.0, 1.0]])
+    bounds = crown.layer_bounds(lo, hi)
+    y_lo, y_hi = float(bounds.lower[-1][0, 0]), float(bounds.upper[-1][0, 0])
+    # an atom y ≥ rhs that the whole box leaves open: rhs inside the output's bound range
+    rhs = y_lo + 0.9 * (y_hi - y_lo)
+    box = Disjunct(lo[0].numpy(), hi[0].numpy(), (Atom(((0, 1.0),), rhs),))
+    spec = GroupSpec.of(Negation((box,)), net.m, crown.device)
+    cfg = InputSplitConfig()
+    prior = crown.affine_bounds(bounds)
+    full = hi[0] - lo[0]
+    for default in (0, 1):
+        pick = _lookahead(crown, spec, cfg, lo, hi, prior, torch.tensor([default]), full)
+        assert pick.tolist() == [1]
 
 
 def test_relu_splitting_decides_a_wide_input() -> None:
