@@ -130,6 +130,28 @@ def test_a_parents_bounds_tighten_its_childrens_and_stay_sound(seed: int, share:
             assert np.all(h <= both.upper[i][b].numpy()), i
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_an_estimate_is_close_to_the_bound_and_only_an_estimate(seed: int) -> None:
+    """``sound=False`` (strong branching's float32 estimate) follows the sound bounds to
+    float32 precision, without their safety margin; float32 never passes for a bound."""
+    net = random_net(seed, sizes=(4, 16, 16, 3), scale=2.0)
+    rng = np.random.default_rng(seed)
+    crown = Crown(net)
+    lo, hi = rng.uniform(-1.0, 0.0, (6, net.n)), rng.uniform(0.0, 1.0, (6, net.n))
+    sound = crown.layer_bounds(crown.tensor(lo), crown.tensor(hi))
+    f32 = torch.float32
+    estimate = crown.layer_bounds(crown.tensor(lo).to(f32), crown.tensor(hi).to(f32), sound=False)
+    for i in range(len(net.layers)):
+        assert estimate.lower[i].dtype == f32
+        scale = 1.0 + float(sound.upper[i].abs().max())
+        gap = (estimate.lower[i].double() - sound.lower[i]).abs().max()
+        assert float(gap) < 1e-4 * scale, i
+        # the sound bound lies outside the exact one by its margin, the estimate does not
+        assert bool((sound.lower[i] <= estimate.lower[i].double() + 1e-4 * scale).all())
+    with pytest.raises(ValueError, match="float64"):
+        crown.layer_bounds(crown.tensor(lo).to(f32), crown.tensor(hi).to(f32))
+
+
 def test_crown_is_tighter_than_intervals_on_a_deeper_net() -> None:
     net = random_net(3, sizes=(4, 16, 16, 16, 3), clip=False)
     crown = Crown(net)

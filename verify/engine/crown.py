@@ -158,6 +158,8 @@ class Crown:
         upper: Tensor,
         splits: Mapping[int, Tensor] | None = None,
         prior: tuple[Tensor, Tensor] | None = None,
+        *,
+        sound: bool = True,
     ) -> LayerBounds:
         """CROWN bounds of every layer's output (intersected with interval bounds).
 
@@ -171,7 +173,13 @@ class Crown:
         (:meth:`affine_bounds`, ``(B, Σ widths)``), e.g. those of a larger box that contains
         it (input splitting hands a parent's to its children); each layer's bounds are
         intersected with them before they choose the relaxations and the neurons that CROWN
-        tightens (CROWN over a child box is looser than over its parent for some neurons)."""
+        tightens (CROWN over a child box is looser than over its parent for some neurons).
+
+        ``sound=False``: an *estimate* for heuristics, never a bound — computed in the dtype
+        of ``lower`` (float32 allowed: about 2.5 times faster on a CPU) and without the
+        floating-point safety margins of the back-substitutions."""
+        if sound and lower.dtype != torch.float64:
+            raise ValueError(f"a sound bound is computed in float64, not {lower.dtype}")
         los: list[Tensor] = []
         his: list[Tensor] = []
         mags: list[Tensor] = []
@@ -195,10 +203,10 @@ class Crown:
                     assert W is not None and b is not None
                     idx = self._undecided(i, ilo, ihi)
                     if idx.numel():
-                        W, b = W[idx], b[idx]
+                        W, b = W[idx].to(lower.dtype), b[idx].to(lower.dtype)
                         rows = torch.cat([W, -W], dim=0).expand(lower.shape[0], -1, -1)
                         bias = torch.cat([b, -b]).expand(lower.shape[0], -1)
-                        lin = self.backward(partial, i, rows, bias, paired=True)[0]
+                        lin = self.backward(partial, i, rows, bias, margin=sound, paired=True)[0]
                         width = W.shape[0]
                         ilo, ihi = ilo.clone(), ihi.clone()
                         ilo[:, idx] = torch.maximum(ilo[:, idx], lin[:, :width])
@@ -265,6 +273,8 @@ class Crown:
     ) -> tuple[Tensor, Tensor, Tensor]:
         W, b = self._W[i], self._b[i]
         assert W is not None and b is not None
+        if lo.dtype == torch.float32:  # an estimate (layer_bounds with sound=False)
+            W, b = self._Wb32[i][:, :-1], self._Wb32[i][:, -1]
         mid, rad = (lo + hi) / 2.0, (hi - lo) / 2.0
         center = mid @ W.T + b
         radius = rad @ W.abs().T
