@@ -63,6 +63,18 @@ def _add_debug(command: click.Command) -> None:
 _SUBCOMMANDS: Final = ("data", "experiment", "export", "report", "run", "train", "vnnlib")
 
 
+def _import_frozen(name: str) -> Any:
+    """Import ``name`` with the cyclic garbage collector paused, then exempt everything alive
+    (modules, classes, functions: nothing an import makes is garbage later) from its later
+    collections. torch's import alone triggers several full collections over its objects."""
+    gc.disable()
+    try:
+        return importlib.import_module(name)
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
 class _Group(click.Group):
     """Loads its subcommands lazily and maps library exceptions to exit codes."""
 
@@ -71,7 +83,7 @@ class _Group(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in _SUBCOMMANDS and cmd_name not in self.commands:
-            module = importlib.import_module(f"robustprop.verify.cli.{cmd_name}")
+            module = _import_frozen(f"robustprop.verify.cli.{cmd_name}")
             command: click.Command = module.command
             _add_debug(command)
             self.add_command(command, cmd_name)
