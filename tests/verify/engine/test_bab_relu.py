@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from robustprop.properties import Domain
 from robustprop.properties.registry import make_property
 from robustprop.properties.spec import Atom, Disjunct, Negation
+from robustprop.verify.engine.alpha import AlphaConfig
 from robustprop.verify.engine.bab import BabState, open_part
 from robustprop.verify.engine.bab_common import GroupSpec
 from robustprop.verify.engine.bab_relu import (
@@ -26,7 +27,7 @@ from robustprop.verify.engine.bab_relu import (
 from robustprop.verify.engine.backends.base import group_by_box
 from robustprop.verify.engine.backends.milp import MilpBackend
 from robustprop.verify.engine.crown import Crown
-from robustprop.verify.engine.network import Network
+from robustprop.verify.engine.network import Affine, Network
 from robustprop.verify.engine.point_query import (
     BAB_SHARE,
     RELU_BAB_SHARE,
@@ -37,6 +38,7 @@ from robustprop.verify.engine.relu_search import Search
 from robustprop.verify.engine.verdict import Status, Verdict
 from robustprop.verify.run.stages import confirm
 from tests.verify.engine.bab_nets import make_net, random_negation
+from tests.verify.test_bounds import random_net
 
 
 def class_negation(net: Network, seed: int, width: float) -> Negation:
@@ -315,3 +317,44 @@ def test_one_hidden_layer_gets_warm_rounds_only() -> None:
         (True, 1.0),
     ]
     assert list(_rounds(deep, time.monotonic())) == [(False, 0.15), (True, 0.5)]
+
+
+def _concave_net(seed: int) -> Network:
+    """6 -> 16 -> 1 whose output weights are all negative: ``y = b − Σ |c_j|·relu(z_j)``."""
+    base = random_net(seed, sizes=(6, 16, 1), clip=False, scale=2.0)
+    first, relu, last = base.layers
+    assert isinstance(last, Affine)
+    return dataclasses.replace(base, layers=(first, relu, Affine(-np.abs(last.W), last.b)))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])  # CROWN exact at the root for 0 and 6
+def test_with_one_relu_layer_a_lossless_sub_domain_is_decided_exactly(seed: int) -> None:
+    """``y ≥ rhs`` on a net whose every ReLU reaches ``y`` negatively: each enters the bound
+    of ``y`` through its lower line, so the root has nothing to gain by splitting; with
+    CROWN's slopes (no α steps) it stays open just above ``y``'s maximum, and the search
+    hands it to the leaf solver at once (one sub-domain, one leaf) instead of splitting it
+    by the score's tie-breaker — and answers as the MILP does."""
+    net = _concave_net(seed)
+    lower, upper = -np.ones(net.n), np.ones(net.n)
+    milp = MilpBackend()
+
+    def query(rhs: float) -> Negation:
+        return Negation((Disjunct(lower, upper, (Atom(((0, 1.0),), rhs),)),))
+
+    lo_r, hi_r = -50.0, 50.0  # y's maximum over the box, by bisection with the MILP
+    for _ in range(30):
+        mid = (lo_r + hi_r) / 2.0
+        found = milp.solve(net, query(mid), 30.0).status is Status.VIOLATED
+        lo_r, hi_r = (mid, hi_r) if found else (lo_r, mid)
+    negation = query(hi_r + 1e-3)
+    crown = Crown(net)
+    spec = GroupSpec.of(negation, net.m, crown.device)
+    root = crown.layer_bounds(spec.lower[None], spec.upper[None])
+    upper_y = -float(crown.spec_lower(root, spec.spec(1))[0, 0])
+    assert upper_y > hi_r + 1e-3  # CROWN leaves the root open: the case under test
+    config = ReluSplitConfig(alpha=AlphaConfig(steps=0))
+    search = Search(crown, spec, lambda x: None, config, negation, root=None, warm=True)
+    outcome = search.run(time.monotonic() + 60)
+    assert outcome.status is Status.HOLDS
+    assert milp.solve(net, negation, 30.0).status is Status.HOLDS
+    assert (search.done, search.fully_split) == (1, 1)
