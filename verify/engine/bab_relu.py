@@ -21,14 +21,8 @@ from robustprop.verify.engine.alpha import AlphaConfig, alpha_spec_lower
 from robustprop.verify.engine.bab_common import BabOutcome, Confirm, GroupSpec
 from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Network, Relu
-from robustprop.verify.engine.relu_search import (
-    STALLED,
-    AttackClock,
-    ReluSplitConfig,
-    Search,
-    attack,
-    relu_split,
-)
+from robustprop.verify.engine.relu_attack import AttackClock, attack
+from robustprop.verify.engine.relu_search import STALLED, ReluSplitConfig, Search, relu_split
 from robustprop.verify.engine.torch_net import to_torch
 from robustprop.verify.engine.verdict import Status
 
@@ -104,7 +98,10 @@ def relu_split_each(
         # violated disjunct (large slack) would wait for all the others (Fashion-MNIST
         # constraint-sr, SR at ε = 0.1, test point 7: found on its search's first batch,
         # after 7 s of the others')
-        hit = attack(model, whole, box_lo, box_hi, lam.detach(), cfg, confirm, clock)
+        hit = attack(
+            model, whole, box_lo, box_hi, lam.detach(), cfg.attack_rows, cfg.attack_steps,
+            confirm, clock,
+        )  # fmt: skip
         if hit is not None:
             reason = "ReLU splitting: counterexample at the root"
             return BabOutcome(Status.VIOLATED, reason, 1, hit), proved

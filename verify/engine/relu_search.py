@@ -15,7 +15,8 @@ with ``signs``), together with α-optimised slopes. Intermediate bounds are not 
 
 Sub-domains are processed in batches from the top of a stack (depth first). A closed one is
 dropped; each open one is attacked (the corners maximising the atoms' linear bounds, then a
-few sign-gradient steps while they take at most :data:`PGD_SHARE` of the time) and split on
+few sign-gradient steps while they take at most
+:data:`~robustprop.verify.engine.relu_attack.PGD_SHARE` of the time) and split on
 one unstable free ReLU chosen by a BaBSR-like score:
 ``|min(λ, 0)| · (−l·u / (u − l))``, the loss of the bound through that neuron's upper line,
 with ``λ`` the coefficient of its output in the target atoms' bound. ``holds`` when the stack
@@ -25,16 +26,11 @@ free unstable ReLU (all fixed, yet β's few steps did not close it) is decided e
 :class:`~robustprop.verify.engine.backends.milp_leaf.LeafSolver` (a linear program over the
 group's box with the splits fixed); its candidate, like any, counts only once replayed.
 
-With one hidden ReLU layer, so is an open sub-domain none of whose free unstable ReLUs has a
-score (:func:`_choose`'s ``lossless``): each free one enters the atoms' bound through its
-lower line, and the linear relaxation with those ReLUs free is then exact (the output clamp
-unreached; maximising ``Σ c_j·relu(z_j)`` with every free ``c_j < 0`` puts each relaxed
-output on ``max(0, z_j)``), so what keeps the sub-domain open is a real violation or slopes
-and multipliers short of their optimum. Splitting on by the score's tie-breaker grew such
-trees to the leaf limit: Fashion-MNIST adversarial, SR at ε = 0.1, test points 63 and 90
-stalled with 202 and 321 fully split sub-domains (unknown after 40 s); handed to the leaf
-solver (a MILP over the free ReLUs, whose relaxation is exact), point 63 holds in 5.4 s and
-point 90 is violated (the LP's point, replayed) in 4.1 s.
+With one hidden ReLU layer, so is an open sub-domain whose free unstable ReLUs all enter the
+atoms' bound through their lower lines (no score; :func:`_choose`'s ``lossless``): the linear
+relaxation is then exact, so a real violation or short-of-optimal slopes keep it open. (Split
+on by the tie-breaker instead, Fashion-MNIST adversarial SR at ε = 0.1, points 63 and 90,
+stalled at the leaf limit; now 63 holds in 5.4 s, 90 is violated in 4.1 s.)
 
 A :class:`Search` holds its stack between calls: run until one deadline, it can be run again
 later and goes on from the sub-domains it left open (:mod:`~robustprop.verify.engine.bab_relu`
@@ -56,24 +52,15 @@ from robustprop.verify.engine.bab_common import (
     BabOutcome,
     Confirm,
     Target,
-    first_confirmed,
-    pgd_candidates,
 )
 from robustprop.verify.engine.backends.milp_leaf import LeafSolver
 from robustprop.verify.engine.crown import Crown, LayerBounds, Slopes, clamp_split
 from robustprop.verify.engine.network import Affine, Clip, Network, Relu
+from robustprop.verify.engine.relu_attack import AttackClock, attack
 from robustprop.verify.engine.torch_net import to_torch
-from robustprop.verify.engine.verdict import Status, Verdict
+from robustprop.verify.engine.verdict import Status
 
-__all__ = [
-    "PGD_SHARE",
-    "STALLED",
-    "AttackClock",
-    "ReluSplitConfig",
-    "Search",
-    "attack",
-    "relu_split",
-]
+__all__ = ["STALLED", "ReluSplitConfig", "Search", "relu_split"]
 
 log = logging.getLogger(__name__)
 
@@ -81,25 +68,6 @@ log = logging.getLogger(__name__)
 #: outcome is ``stalled``): more sub-domains than ``max_domains`` or more fully split ones than
 #: ``max_leaves``. Such a disjunct is not searched again; the exact backend gets it.
 STALLED = "ReLU splitting: stalled"
-
-#: The most of a run's time that PGD on open sub-domains may take (the corners are tried on
-#: every batch). On a query that holds it is spent in vain: GTSRB augment-FGSM, SR at ε = 0.05,
-#: test point 2 (86 disjuncts, 29 k sub-domains) spent 1.7 of 7.7 s in it. Its hits come early
-#: in a search (Fashion-MNIST constraint-sr, SR at ε = 0.1, 15 points: 2 by PGD, 2 by the
-#: corners, all within a search's first 9 batches), which a share measured from the start keeps.
-PGD_SHARE = 0.1
-
-
-class AttackClock:
-    """The time PGD on sub-domains has taken since a run began; it may run while that is at
-    most :data:`PGD_SHARE` of the time elapsed (one clock may serve many searches)."""
-
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-        self.spent = 0.0
-
-    def allows(self) -> bool:
-        return self.spent <= PGD_SHARE * (time.monotonic() - self.start)
 
 
 @dataclass(frozen=True)
@@ -284,8 +252,9 @@ class Search:
         if not bool(open_.any()):
             return None
         hit = attack(
-            self.model, spec, self.box_lo, self.box_hi, lam[open_], cfg, self.confirm, self.clock
-        )
+            self.model, spec, self.box_lo, self.box_hi, lam[open_], cfg.attack_rows,
+            cfg.attack_steps, self.confirm, self.clock,
+        )  # fmt: skip
         if hit is not None:
             reason = f"ReLU splitting: counterexample after {self.done} sub-domains"
             return BabOutcome(Status.VIOLATED, reason, self.done, hit)
@@ -473,41 +442,3 @@ def _choose(
     table = torch.cat(scores, dim=1)
     best, column = table.max(dim=1)
     return torch.where(best < 0.0, torch.full_like(column, -1), column), ~lossy
-
-
-def attack(
-    model: torch.nn.Module,
-    spec: Target,
-    box_lo: Tensor,
-    box_hi: Tensor,
-    lam: Tensor,
-    cfg: ReluSplitConfig,
-    confirm: Confirm,
-    clock: AttackClock,
-) -> Verdict | None:
-    """A confirmed violation among the corners of the box that maximise the atoms' linear
-    bounds (``lam``: their input coefficients, ``(N, K, n)``), or from a short PGD started at
-    the best of them when ``clock`` allows; None if none replays."""
-    corners = torch.where(lam > 0.0, box_lo[:, None, :], box_hi[:, None, :]).reshape(
-        -1, box_lo.shape[1]
-    )
-    with torch.no_grad():
-        score = spec.score(model(corners))
-    order = torch.argsort(score, descending=True)[: cfg.attack_rows]
-    start = corners[order]
-    hit = first_confirmed(model, spec, start, confirm)
-    if hit is not None or not clock.allows():
-        return hit
-    began = time.monotonic()
-    count = start.shape[0]
-    found = pgd_candidates(
-        model,
-        spec,
-        start,
-        box_lo.expand(count, -1),
-        box_hi.expand(count, -1),
-        cfg.attack_steps,
-    )
-    hit = first_confirmed(model, spec, found, confirm)
-    clock.spent += time.monotonic() - began
-    return hit
