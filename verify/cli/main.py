@@ -20,6 +20,7 @@ import click
 from robustprop.properties.errors import RobustpropError
 from robustprop.verify.cli.version import tool_version
 from robustprop.verify.formats.text import printable
+from robustprop.verify.run.allocator import tune_allocator
 from robustprop.verify.run.signals import Interrupted
 
 _DEBUG_KEY = "robustprop.debug"
@@ -124,6 +125,7 @@ def cli(debug: bool, verbose: int) -> None:
 
 
 def main() -> None:
+    tune_allocator()
     try:
         cli(prog_name="verify")
     finally:

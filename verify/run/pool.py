@@ -40,6 +40,7 @@ from robustprop.verify.engine.network import network_from_bytes
 from robustprop.verify.engine.point_query import PointDecider, Query
 from robustprop.verify.engine.replay import Replayer
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
+from robustprop.verify.run.allocator import tune_allocator
 from robustprop.verify.run.model import ModelBytes
 
 __all__ = [
@@ -97,6 +98,7 @@ def _worker_main(spec: WorkerSpec, conn: Connection) -> None:
     """Worker loop: load once, then answer ``(query, timeout)`` messages until ``None``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the run, then kills us
     _die_with_parent()
+    tune_allocator()
     logging.basicConfig(level=logging.WARNING)
     try:
         model = spec.model
