@@ -3,8 +3,6 @@ experiment) relies on."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +14,7 @@ from robustprop.properties.errors import InputError
 from robustprop.verify.engine.verdict import Stage, Status, Verdict
 from robustprop.verify.run.gates import GateBound, Gates
 from robustprop.verify.run.summary import METRICS, Summary
+from tests.fresh_python import fresh_python
 
 
 @dataclass(frozen=True)
@@ -113,5 +112,4 @@ def test_importing_the_namespace_and_properties_loads_no_heavy_package() -> None
         "print(sorted(m for m in ('torch', 'onnxruntime', 'onnx', 'maraboupy', 'z3', 'highspy') "
         "if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert fresh_python(code).strip() == "[]"

@@ -5,8 +5,7 @@ wall time). The collector must be on again afterwards: a run's own garbage is co
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.fresh_python import fresh_python
 
 
 def test_a_subcommand_loads_with_the_collector_paused_and_leaves_it_on() -> None:
@@ -16,5 +15,4 @@ def test_a_subcommand_loads_with_the_collector_paused_and_leaves_it_on() -> None
         "cli.get_command(click.Context(cli), 'vnnlib'); "
         "print('torch' in sys.modules, gc.isenabled(), gc.get_freeze_count() > frozen)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["True", "True", "True"]
+    assert fresh_python(code).split() == ["True", "True", "True"]

@@ -5,10 +5,11 @@ the block at once. Each case runs in a fresh process (a threshold, once set, sta
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import pytest
+
+from tests.fresh_python import fresh_python
 
 _CODE = """
 import sys
@@ -26,10 +27,7 @@ print(tuned, before - rss())
 
 
 def _freed_and_unmapped(mode: str) -> tuple[bool, int]:
-    out = subprocess.run(
-        [sys.executable, "-c", _CODE, mode], capture_output=True, text=True, check=True
-    )
-    tuned, released = out.stdout.split()
+    tuned, released = fresh_python(_CODE, mode).split()
     return tuned == "True", int(released)
 
 
