@@ -26,11 +26,12 @@ free unstable ReLU (all fixed, yet β's few steps did not close it) is decided e
 :class:`~robustprop.verify.engine.backends.milp_leaf.LeafSolver` (a linear program over the
 group's box with the splits fixed); its candidate, like any, counts only once replayed.
 
-With one hidden ReLU layer, so is an open sub-domain whose free unstable ReLUs all enter the
-atoms' bound through their lower lines (no score; :func:`_choose`'s ``lossless``): the linear
-relaxation is then exact, so a real violation or short-of-optimal slopes keep it open. (Split
-on by the tie-breaker instead, Fashion-MNIST adversarial SR at ε = 0.1, points 63 and 90,
-stalled at the leaf limit; now 63 holds in 5.4 s, 90 is violated in 4.1 s.)
+With one hidden ReLU layer and no other activation but the output clamp, so is an open
+sub-domain whose free unstable ReLUs all enter the atoms' bound through their lower lines (no
+score; :func:`_choose`'s ``lossless``): the linear relaxation is then exact, so a real
+violation or short-of-optimal slopes keep it open. (Split on by the tie-breaker instead,
+Fashion-MNIST adversarial SR at ε = 0.1, points 63 and 90, stalled at the leaf limit; now 63
+holds in 5.4 s, 90 is violated in 4.1 s.)
 
 A :class:`Search` holds its stack between calls: run until one deadline, it can be run again
 later and goes on from the sub-domains it left open (:mod:`~robustprop.verify.engine.bab_relu`
@@ -181,7 +182,7 @@ class Search:
         self.packing: _Packing | None = None
         self.leaf: LeafSolver | None = None  # made on the first fully split sub-domain
         # a sub-domain whose free ReLUs all enter losslessly is a leaf too (module doc)
-        self.exact_leaves = group is not None and sum(self.layout.splittable) == 1
+        self.exact_leaves = group is not None and _one_relu_layer(network)
         self.done = 0
         self.fully_split = 0
         # whether run() may go on: only after it stopped at its deadline. Any other ending
@@ -408,6 +409,15 @@ def _rebuild(
         mags[-1] = torch.maximum(mags[-1], final_mag.expand(count, -1))
     return LayerBounds(
         box_lo.expand(count, -1), box_hi.expand(count, -1), tuple(los), tuple(his), tuple(mags)
+    )
+
+
+def _one_relu_layer(network: Network) -> bool:
+    """One ReLU layer and no other activation but a final clamp (the output's ±100)."""
+    layers = network.layers
+    body = layers[:-1] if layers and isinstance(layers[-1], Clip) else layers
+    return sum(isinstance(layer, Relu) for layer in body) == 1 and not any(
+        isinstance(layer, Clip) for layer in body
     )
 
 
