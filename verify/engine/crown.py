@@ -17,7 +17,8 @@ torch float64 on any device:
   atoms are bounded as linear functions, not through output intervals.
 
 Floating-point soundness: every bound is computed in float64 (a float32 back-substitution,
-which α-CROWN's optimisation steps use to choose slopes, gives no bound) and moved outwards
+which α-CROWN's optimisation steps use to choose slopes and strong branching to choose a split
+— :meth:`Crown.layer_bounds` with ``sound=False`` —, gives no bound) and moved outwards
 by a relative safety margin ``_REL = 1e-9`` of a magnitude bound ``M`` of the quantities
 summed, plus ``_ABS = 1e-12``. ``M`` is the same back-substitution on absolute values
 (``|Λ|``, ``|W|``, the largest slope and intercept of each relaxation over the rows,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import sys
 
 __all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "tune_allocator"]
 
@@ -39,7 +38,7 @@ _M_MMAP_THRESHOLD = -3
 def tune_allocator() -> bool:
     """Set glibc's mmap and trim thresholds for this process (see the module doc); whether
     they were set (False where the C library is not glibc)."""
-    if not sys.platform.startswith("linux") or not _glibc():
+    if not _glibc():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
@@ -55,6 +54,7 @@ def tune_allocator() -> bool:
 
 
 def _glibc() -> bool:
+    """Whether this process runs on glibc (its ``confstr`` name; elsewhere none)."""
     try:
         return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
     except (ValueError, OSError):  # a C library without that name
