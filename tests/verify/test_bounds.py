@@ -28,6 +28,7 @@ from robustprop.verify.engine.crown import (
     Crown,
     LayerBounds,
     Slopes,
+    _Corner,
     _relaxation,
     relu_count,
 )
@@ -148,6 +149,57 @@ def test_an_estimate_follows_the_bounds_and_float32_is_refused_for_a_bound(seed:
         assert float(gap) < 1e-4 * scale, i
     with pytest.raises(ValueError, match="float64"):
         crown.layer_bounds(crown.tensor(lo).to(f32), crown.tensor(hi).to(f32))
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), rows=st.sampled_from([1, 3]))
+def test_a_shared_box_gives_the_bounds_and_slope_gradients_of_a_full_one(
+    seed: int, rows: int
+) -> None:
+    """ReLU splitting's sub-domains share one box (``expand``): the sound bound and the
+    slopes' gradient are those of the same box written out per sub-domain, the gradient is
+    autograd's of the plain corner formula (:class:`_Corner` writes it out), and float32
+    keeps the box shared."""
+    net = random_net(seed, sizes=(5, 8, 8, 3), scale=2.0)
+    rng = np.random.default_rng(seed)
+    crown = Crown(net)
+    count = 6
+    centre = rng.uniform(-1.0, 1.0, (1, net.n))
+    lo, hi = crown.tensor(centre - 0.4), crown.tensor(centre + 0.4)
+    shared = crown.layer_bounds(lo.expand(count, -1), hi.expand(count, -1))
+    full = crown.layer_bounds(lo.repeat(count, 1), hi.repeat(count, 1))
+    assert shared.box_lower.stride(0) == 0 and full.box_lower.stride(0) != 0
+    assert shared.to(torch.float32).box_lower.stride(0) == 0
+    spec = crown.tensor(rng.normal(size=(count, rows, net.m)))
+    bias = torch.zeros(count, rows, dtype=torch.float64)
+    upto = len(net.layers)
+    sound = [crown.backward(bounds, upto, spec, bias)[0] for bounds in (shared, full)]
+    assert torch.allclose(sound[0], sound[1], rtol=0.0, atol=1e-12)
+    start = {
+        j: tuple(
+            crown.tensor(rng.random((count, rows, shared.pre(j)[0].shape[1])))
+            for _ in range(relu_count(layer))
+        )
+        for j, layer in enumerate(net.layers)
+        if isinstance(layer, Relu | Clip)
+    }
+    grads = []
+    for bounds in (shared, full):
+        slopes: Slopes = {
+            j: tuple(t.clone().requires_grad_(True) for t in ts) for j, ts in start.items()
+        }
+        value, _ = crown.backward(bounds, upto, spec, bias, slopes, margin=False)
+        flat = [t for ts in slopes.values() for t in ts]
+        grads.append(torch.autograd.grad(value.sum(), flat, allow_unused=True))
+    for a, b in zip(*grads, strict=True):
+        if a is not None and b is not None:
+            assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+    lam = torch.tensor(rng.normal(size=(count, rows, net.n)), requires_grad=True)
+    box_lo, box_hi = lo[:, None, :], hi[:, None, :]
+    mine = torch.autograd.grad(_Corner.apply(lam, box_lo, box_hi).sum(), lam)[0]
+    plain = (lam.clamp(min=0.0) * box_lo).sum(-1) + (lam.clamp(max=0.0) * box_hi).sum(-1)
+    assert torch.allclose(_Corner.apply(lam, box_lo, box_hi), plain, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(mine, torch.autograd.grad(plain.sum(), lam)[0], rtol=0.0, atol=0.0)
 
 
 def test_crown_is_tighter_than_intervals_on_a_deeper_net() -> None:

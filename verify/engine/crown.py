@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -76,8 +77,8 @@ class LayerBounds:
     def to(self, dtype: torch.dtype) -> LayerBounds:
         """These bounds in ``dtype`` (float32: for optimising slopes, never for a bound)."""
         return LayerBounds(
-            self.box_lower.to(dtype),
-            self.box_upper.to(dtype),
+            _shared(self.box_lower).to(dtype).expand_as(self.box_lower),
+            _shared(self.box_upper).to(dtype).expand_as(self.box_upper),
             tuple(t.to(dtype) for t in self.lower),
             tuple(t.to(dtype) for t in self.upper),
             self.magnitude,
@@ -358,9 +359,11 @@ class Crown:
                 lam = lam - extra
             if margin:
                 lines[j] = _magnitude_lines(a_lo, c_lo, a_hi, c_hi, extra)
-        lo, hi = bounds.box_lower, bounds.box_upper
-        neg = lam.clamp(max=0.0)
-        value = bias + _rowdot(lam - neg, lo[:, None, :]) + _rowdot(neg, hi[:, None, :])
+        lo, hi = _shared(bounds.box_lower)[:, None, :], _shared(bounds.box_upper)[:, None, :]
+        if lam.requires_grad and not margin:  # choosing slopes: a cheaper gradient
+            value = bias + _Corner.apply(lam, lo, hi)  # type: ignore[no-untyped-call]
+        else:
+            value = bias + _rowdot(lam.clamp(min=0.0), lo) + _rowdot(lam.clamp(max=0.0), hi)
         if not margin:
             return value, lam
         magnitude = self._magnitude(bounds, upto, top_lam, top_bias, lines).double()
@@ -379,8 +382,8 @@ class Crown:
         """``M`` per row (float32, ``(B, K)``) for :meth:`backward`: ``|bias| + |lam|·v`` with
         ``v`` pushed forwards from ``max(|lo|, |hi|)`` of the box through ``|W|·v + |b|`` and
         each activation's ``slope·v + intercept``, plus ``|β·s|·v`` at each split layer."""
-        lo, hi = bounds.box_lower, bounds.box_upper
-        v = torch.maximum(lo.abs(), hi.abs()).float()  # (B, n)
+        lo, hi = _shared(bounds.box_lower), _shared(bounds.box_upper)
+        v = torch.maximum(lo.abs(), hi.abs()).float()  # (B, n), or (1, n) for a shared box
         total = bias.abs().float()
         for j in range(upto):
             if isinstance(self.network.layers[j], Affine):
@@ -393,7 +396,7 @@ class Crown:
             if extra is not None:
                 total = total + _rowdot(extra, v[:, None, :])
             v = slope * v + intercept
-        return total + _rowdot(lam.abs().float(), v[:, None, :])
+        return total + _rowdot(lam.abs().float(), v.expand(lam.shape[0], -1)[:, None, :])
 
 
 def _identity(layer: Relu | Clip, low: Tensor, up: Tensor) -> bool:
@@ -413,9 +416,45 @@ def _magnitude_lines(
     return slope, intercept, None if extra is None else extra.abs().float()
 
 
+def _shared(box: Tensor) -> Tensor:
+    """``box`` ``(B, n)``, or its first row when every row is that row by ``expand`` (ReLU
+    splitting's sub-domains share their search's box): element-wise work on the expanded
+    tensor repeats the same values ``B`` times and writes a full result (profiling ReLU
+    splitting on Fashion-MNIST: ``abs`` and ``maximum`` of a 512 × 784 box took about 1 ms
+    each per bound); broadcasting the row gives the same values."""
+    if box.dim() == 2 and box.shape[0] > 1 and box.stride(0) == 0:
+        return box[:1]
+    return box
+
+
+class _Corner(torch.autograd.Function):
+    """``min over the box of lam · x``, ``(B, K)``, for ``lam`` ``(B, K, n)`` and the box's
+    bounds ``(B or 1, 1, n)``: the value as in :meth:`Crown.backward`, with a gradient
+    ``lo`` or ``hi`` per coefficient (the minimising corner) written out. Autograd's own,
+    through ``clamp``, takes ``where`` and a multiplication by a mask, over every input per
+    row: torch 2.13 on this CPU spends about 3.6 ns per element in ``where`` from 10⁵
+    elements on (a 512 × 784 batch: 1.5 ms, against 0.05 ms for ``mul``), and that
+    gradient was about a tenth of ReLU splitting's time on Fashion-MNIST. Only where slopes
+    are chosen (``margin=False``): a sound bound is computed without it."""
+
+    @staticmethod
+    def forward(ctx: Any, lam: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+        ctx.save_for_backward(lam, lo, hi)
+        return _rowdot(lam, lo) + _rowdot(lam.clamp(max=0.0), hi - lo)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        lam, lo, hi = ctx.saved_tensors
+        corner = lo + (hi - lo) * (-lam.sign()).clamp_(min=0.0)  # hi where lam < 0, else lo
+        return grad[..., None] * corner, None, None
+
+
 def _rowdot(x: Tensor, c: Tensor) -> Tensor:
     """``(x * c).sum(-1)`` for ``x`` ``(B, K, w)`` and ``c`` ``(B, 1, w)`` or ``(B, K, w)``;
-    one batched product (one pass over ``x``) when ``c`` is shared by the ``K`` rows."""
+    one batched product (one pass over ``x``) when ``c`` is shared by the ``K`` rows, one
+    matrix-vector product when by the boxes too (``(1, 1, w)``)."""
+    if c.shape[0] == 1 and c.shape[1] == 1:
+        return (x.reshape(-1, x.shape[-1]) @ c[0, 0]).view(x.shape[:-1])
     if c.shape[1] == 1 and x.shape[1] != 1:
         return torch.matmul(x, c.transpose(1, 2)).squeeze(-1)
     return (x * c).sum(-1)
