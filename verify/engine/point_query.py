@@ -17,7 +17,9 @@ disjuncts it did not prove (:func:`robustprop.verify.engine.bab.open_part`). An 
 on such a network first gets ReLU splitting on chord bounds of the softmax
 (:mod:`robustprop.verify.engine.bab_scr`) for the same share; what it leaves open goes to the
 chord refinement, whose linear sub-queries get branch and bound too, each for
-:data:`SCR_BAB_SHARE` of its time.
+:data:`SCR_BAB_SHARE` of its time. A backend that would get less than :data:`BACKEND_MIN_S`
+after the search gets nothing: the search keeps that time too (:func:`bab_time`), and a query
+it leaves open ends ``unknown`` there.
 """
 
 from __future__ import annotations
@@ -54,11 +56,13 @@ from robustprop.verify.engine.verdict import Stage, Status, Verdict
 
 __all__ = [
     "BAB_SHARE",
+    "BACKEND_MIN_S",
     "RELU_BAB_SHARE",
     "SCR_BAB_SHARE",
     "PointDecider",
     "Query",
     "bab_share_for",
+    "bab_time",
     "confirm",
 ]
 
@@ -79,6 +83,12 @@ RELU_BAB_SHARE = 0.95
 #: The share of each linear sub-query of SCR's refinement that branch and bound gets before
 #: the backend (the chord queries are linear negations like CR's).
 SCR_BAB_SHARE = 0.5
+#: The least time worth giving the exact backend after branch and bound (:func:`bab_time`).
+#: With less it decides nothing and overruns: Fashion-MNIST constraint-sr, SR at ε = 0.1,
+#: 10 s a point, given 0.45 s after ReLU splitting the portfolio took 1.1–1.4 s on each of
+#: the 10 points left open and decided none; adversarial SCR's chord refinement, given as
+#: little, ran into the pool's limit (its worker killed) on all 3.
+BACKEND_MIN_S = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +113,13 @@ def bab_share_for(network: Network, share: float | None = None) -> float:
     if share is not None:
         return share
     return BAB_SHARE if splits_inputs(network) else RELU_BAB_SHARE
+
+
+def bab_time(share: float, timeout_s: float) -> float:
+    """The seconds of a query's ``timeout_s`` for branch and bound: ``share`` of them, or all
+    of them when the backend's rest would be less than :data:`BACKEND_MIN_S`."""
+    rest = (1.0 - share) * timeout_s
+    return timeout_s if share > 0.0 and rest < BACKEND_MIN_S else share * timeout_s
 
 
 def confirm(
@@ -143,15 +160,16 @@ class PointDecider:
         self.bab_share = bab_share_for(network, bab_share)
         self._resume = dict(resume or {})  # query index → where an earlier search stopped
         self._crown: Crown | None = None
+        self._bab_reason = ""  # how the last search ended
 
     def decide(self, query: Query, timeout_s: float) -> Verdict:
         """The exact verdict for one query within about ``timeout_s`` seconds."""
-        start = time.monotonic()
+        start = began = time.monotonic()
         share = self.bab_share
         negation = query.negation
         if share > 0.0 and supported(negation):
             found = self._branch_and_bound(
-                negation, start + share * timeout_s, self._resume.pop(query.index, None)
+                negation, start + bab_time(share, timeout_s), self._resume.pop(query.index, None)
             )
             if isinstance(found, Verdict):
                 return found
@@ -159,14 +177,18 @@ class PointDecider:
                 negation = open_part(negation, found)  # what the search did not prove
             timeout_s = max(0.0, timeout_s - (time.monotonic() - start))
             start = time.monotonic()
+            if timeout_s < BACKEND_MIN_S:
+                return self._no_time_left(start - began)
         network = seeded(self.network, query.seed)
         if negation.softmax is not None:
             if share > 0.0 and not splits_inputs(self.network):
-                verdict = self._softmax_split(negation, start + share * timeout_s)
+                verdict = self._softmax_split(negation, start + bab_time(share, timeout_s))
                 if verdict is not None:
                     return verdict
                 timeout_s = max(0.0, timeout_s - (time.monotonic() - start))
                 start = time.monotonic()
+                if timeout_s < BACKEND_MIN_S:
+                    return self._no_time_left(start - began)
             return self._decide_scr(network, query, start, start + timeout_s)
         if negation.distance is not None:
             local = self._local_lr(network, negation, start)
@@ -211,6 +233,11 @@ class PointDecider:
             queries=n_queries,
         )
 
+    def _no_time_left(self, elapsed: float) -> Verdict:
+        """``unknown`` after a search that left too little time for the backend."""
+        reason = f"{self._bab_reason}; less than {BACKEND_MIN_S:g} s left for the backend"
+        return Verdict(Status.UNKNOWN, Stage.NONE, "bab", elapsed, reason=reason)
+
     def _branch_and_bound(
         self, negation: Negation, deadline: float, resume: BabState | None = None
     ) -> Verdict | BabState | None:
@@ -223,6 +250,7 @@ class PointDecider:
                 self._bounds(), negation, self._check(negation), deadline, resume=resume
             )
         verdict = _bab_verdict(outcome, time.monotonic() - start)
+        self._bab_reason = outcome.reason
         if verdict is None:
             log.info("branch and bound left the query open (%s)", outcome.reason)
             return outcome.state
@@ -235,6 +263,7 @@ class PointDecider:
         with torch_threads(1):
             outcome = softmax_split(self._bounds(), negation, self._check(negation), deadline)
         verdict = _bab_verdict(outcome, time.monotonic() - start)
+        self._bab_reason = outcome.reason
         if verdict is None:
             log.info("SCR branch and bound left the query open (%s)", outcome.reason)
         return verdict

@@ -30,9 +30,11 @@ from robustprop.verify.engine.crown import Crown
 from robustprop.verify.engine.network import Affine, Network
 from robustprop.verify.engine.point_query import (
     BAB_SHARE,
+    BACKEND_MIN_S,
     RELU_BAB_SHARE,
     PointDecider,
     Query,
+    bab_time,
 )
 from robustprop.verify.engine.relu_search import Search
 from robustprop.verify.engine.verdict import Status, Verdict
@@ -303,6 +305,24 @@ def test_relu_splitting_gets_its_own_share_by_default() -> None:
     assert PointDecider(wide.network, wide.replayer, "milp").bab_share == RELU_BAB_SHARE
     assert PointDecider(narrow.network, narrow.replayer, "milp").bab_share == BAB_SHARE
     assert PointDecider(wide.network, wide.replayer, "milp", bab_share=0.0).bab_share == 0.0
+
+
+def test_the_backend_gets_its_share_only_when_it_is_worth_running() -> None:
+    """Branch and bound keeps the backend's share when that would be under BACKEND_MIN_S
+    (a 10 s point query), and the decider then ends unknown without calling the backend; a
+    longer query keeps the split, and no share stays no share."""
+    assert bab_time(0.95, 9.0) == 9.0
+    assert bab_time(0.95, 30.0) == pytest.approx(28.5)
+    assert bab_time(0.7, 30.0) == pytest.approx(21.0)
+    assert bab_time(0.5, 2.0 * BACKEND_MIN_S) == pytest.approx(BACKEND_MIN_S)
+    assert bab_time(0.0, 9.0) == 0.0
+    net = make_net(12, (30, 24, 24, 5), scale=1.5)  # about a thousand sub-domains to prove
+    negation = class_negation(net.network, 2, 0.1)
+    decider = PointDecider(net.network, net.replayer, "milp", bab_share=0.95)
+    verdict = decider.decide(Query(0, negation), timeout_s=0.05)
+    assert verdict.status is Status.UNKNOWN and verdict.backend == "bab", verdict
+    assert f"less than {BACKEND_MIN_S:g} s left for the backend" in verdict.reason
+    assert verdict.reason.startswith("ReLU splitting"), verdict.reason
 
 
 def test_one_hidden_layer_gets_warm_rounds_only() -> None:
