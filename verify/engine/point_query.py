@@ -167,7 +167,8 @@ class PointDecider:
         start = began = time.monotonic()
         share = self.bab_share
         negation = query.negation
-        if share > 0.0 and supported(negation):
+        searched = share > 0.0 and supported(negation)
+        if searched:
             found = self._branch_and_bound(
                 negation, start + bab_time(share, timeout_s), self._resume.pop(query.index, None)
             )
@@ -177,8 +178,6 @@ class PointDecider:
                 negation = open_part(negation, found)  # what the search did not prove
             timeout_s = max(0.0, timeout_s - (time.monotonic() - start))
             start = time.monotonic()
-            if timeout_s < BACKEND_MIN_S:
-                return self._no_time_left(start - began)
         network = seeded(self.network, query.seed)
         if negation.softmax is not None:
             if share > 0.0 and not splits_inputs(self.network):
@@ -195,6 +194,8 @@ class PointDecider:
             if isinstance(local, Verdict):
                 return local
             negation = local
+        if searched and timeout_s < BACKEND_MIN_S:
+            return self._no_time_left(time.monotonic() - began)
         decision = decide(
             network,
             negation,
