@@ -29,10 +29,10 @@ from robustprop.verify.engine.crown import (
     LayerBounds,
     Slopes,
     _Corner,
-    _relaxation,
     relu_count,
 )
 from robustprop.verify.engine.network import Affine, Clip, Network, Relu
+from robustprop.verify.engine.relaxation import relaxation
 from robustprop.verify.engine.scr_encoding import decide_scr
 from robustprop.verify.engine.torch_net import to_torch
 from robustprop.verify.engine.verdict import Status
@@ -242,7 +242,7 @@ def _rowwise_magnitude(
             continue
         low, up = bounds.pre(j)
         chosen = None if slopes is None else slopes.get(j)
-        a_lo, c_lo, a_hi, c_hi = _relaxation(layer, low[:, None, :], up[:, None, :], chosen)
+        a_lo, c_lo, a_hi, c_hi = relaxation(layer, low[:, None, :], up[:, None, :], chosen)
         slope = torch.maximum(a_lo.abs(), a_hi.abs())
         mag_bias = mag_bias + (mag_lam * torch.maximum(c_lo.abs(), c_hi.abs())).sum(-1)
         mag_lam = mag_lam * slope

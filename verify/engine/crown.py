@@ -45,8 +45,14 @@ import torch
 from torch import Tensor
 
 from robustprop.verify.engine.network import Affine, Clip, Network, Relu
+from robustprop.verify.engine.relaxation import (
+    activation_interval,
+    clamp_split,
+    is_identity,
+    relaxation,
+)
 
-__all__ = ["Crown", "LayerBounds", "Slopes", "clamp_split", "relu_count"]
+__all__ = ["Crown", "LayerBounds", "Slopes", "relu_count"]
 
 _REL = 1e-9
 _ABS = 1e-12
@@ -148,7 +154,7 @@ class Crown:
             if isinstance(layer, Affine):
                 lo, hi, mag = self._affine_interval(i, lo, hi, mag)
             else:
-                lo, hi, mag = _activation_interval(layer, lo, hi, mag)
+                lo, hi, mag = activation_interval(layer, lo, hi, mag)
             los.append(lo)
             his.append(hi)
             mags.append(mag)
@@ -218,7 +224,7 @@ class Crown:
                             ilo, ihi = clamp_split(ilo, ihi, split)
                 lo, hi = ilo, ihi
             else:
-                lo, hi, mag = _activation_interval(layer, lo, hi, mag)
+                lo, hi, mag = activation_interval(layer, lo, hi, mag)
             los.append(lo)
             his.append(hi)
             mags.append(mag)
@@ -344,10 +350,10 @@ class Crown:
                 trace[j] = lam  # the coefficients of activation j's output
             low, up = bounds.pre(j)
             extra = None if betas is None else betas.get(j)
-            if extra is None and _identity(layer, low, up):
+            if extra is None and is_identity(layer, low, up):
                 continue  # a clamp its inputs never reach (the ±100 output Clip): h = z
             chosen = None if slopes is None else slopes.get(j)
-            a_lo, c_lo, a_hi, c_hi = _relaxation(layer, low[:, None, :], up[:, None, :], chosen)
+            a_lo, c_lo, a_hi, c_hi = relaxation(layer, low[:, None, :], up[:, None, :], chosen)
             # pos·a_lo + neg·a_hi = lam·a_lo + neg·(a_hi − a_lo); a ReLU's lower line has no
             # intercept
             neg = lam.clamp(max=0.0)
@@ -397,12 +403,6 @@ class Crown:
                 total = total + _rowdot(extra, v[:, None, :])
             v = slope * v + intercept
         return total + _rowdot(lam.abs().float(), v.expand(lam.shape[0], -1)[:, None, :])
-
-
-def _identity(layer: Relu | Clip, low: Tensor, up: Tensor) -> bool:
-    """Whether ``layer`` is the identity on ``[low, up]`` in every box: a Clip whose bounds
-    the inputs never cross (its lines would be ``h = z``)."""
-    return isinstance(layer, Clip) and bool((low >= layer.lo).all() and (up <= layer.hi).all())
 
 
 def _magnitude_lines(
@@ -460,71 +460,5 @@ def _rowdot(x: Tensor, c: Tensor) -> Tensor:
     return (x * c).sum(-1)
 
 
-def clamp_split(lo: Tensor, hi: Tensor, split: Tensor) -> tuple[Tensor, Tensor]:
-    """Bounds under the split constraints ``z ≥ 0`` (``+1``) and ``z ≤ 0`` (``−1``)."""
-    return (
-        torch.where(split > 0, lo.clamp(min=0.0), lo),
-        torch.where(split < 0, hi.clamp(max=0.0), hi),
-    )
-
-
 def _has_nonlinearity_before(network: Network, i: int) -> bool:
     return any(not isinstance(layer, Affine) for layer in network.layers[:i])
-
-
-def _activation_interval(
-    layer: Relu | Clip, lo: Tensor, hi: Tensor, mag: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
-    if isinstance(layer, Relu):
-        return lo.clamp(min=0.0), hi.clamp(min=0.0), mag
-    new_lo = lo.clamp(min=layer.lo, max=layer.hi)
-    new_hi = hi.clamp(min=layer.lo, max=layer.hi)
-    return new_lo, new_hi, torch.maximum(mag, torch.maximum(new_lo.abs(), new_hi.abs()))
-
-
-def _relu_lines(
-    low: Tensor, up: Tensor, alpha: Tensor | None = None
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``(a_L, c_L, a_U, c_U)``: ``a_L z + c_L ≤ relu(z) ≤ a_U z + c_U`` on ``[low, up]``;
-    ``alpha`` (clamped to ``[0, 1]``) replaces the lower slope of unstable ReLUs."""
-    active = low >= 0.0
-    unstable = ~(active | (up <= 0.0))  # NaN bounds count as unstable (and stay NaN)
-    on = active.to(up.dtype)
-    width = torch.where(unstable, up - low, 1.0)
-    a_hi = torch.where(unstable, up / width, on)
-    c_hi = torch.where(unstable, -low * up / width, 0.0)
-    if alpha is None:
-        a_lo = torch.where(unstable, (up >= -low).to(up.dtype), on)
-    else:
-        a_lo = torch.where(unstable, alpha.clamp(0.0, 1.0), on)
-    return a_lo, up.new_zeros(()), a_hi, c_hi  # the lower line's intercept: 0, broadcast
-
-
-def _relaxation(
-    layer: Relu | Clip, low: Tensor, up: Tensor, alphas: tuple[Tensor, ...] | None = None
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Lower and upper lines of the activation on ``[low, up]`` (element-wise); ``alphas``:
-    the lower slopes of its unstable ReLUs (one for Relu; Clip's two, ``lo`` then ``hi``)."""
-    if isinstance(layer, Relu):
-        return _relu_lines(low, up, None if alphas is None else alphas[0])
-    # clip(z) = lo + relu(z - lo) - relu(z - hi); a missing bound (±inf) drops its ReLU.
-    a_lo = torch.zeros_like(low)
-    c_lo = torch.zeros_like(low)
-    a_hi = torch.zeros_like(low)
-    c_hi = torch.zeros_like(low)
-    if np.isfinite(layer.lo):
-        al, cl, au, cu = _relu_lines(low - layer.lo, up - layer.lo, _pick(alphas, 0))
-        a_lo, c_lo = a_lo + al, c_lo + cl - al * layer.lo + layer.lo
-        a_hi, c_hi = a_hi + au, c_hi + cu - au * layer.lo + layer.lo
-    else:
-        a_lo, a_hi = a_lo + 1.0, a_hi + 1.0
-    if np.isfinite(layer.hi):
-        al, cl, au, cu = _relu_lines(low - layer.hi, up - layer.hi, _pick(alphas, 1))
-        # minus a ReLU: its upper line bounds from below, its lower line from above
-        a_lo, c_lo = a_lo - au, c_lo - cu + au * layer.hi
-        a_hi, c_hi = a_hi - al, c_hi - cl + al * layer.hi
-    return a_lo, c_lo, a_hi, c_hi
-
-
-def _pick(alphas: tuple[Tensor, ...] | None, k: int) -> Tensor | None:
-    return None if alphas is None else alphas[k]

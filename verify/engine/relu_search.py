@@ -55,8 +55,9 @@ from robustprop.verify.engine.bab_common import (
     Target,
 )
 from robustprop.verify.engine.backends.milp_leaf import LeafSolver
-from robustprop.verify.engine.crown import Crown, LayerBounds, Slopes, clamp_split
+from robustprop.verify.engine.crown import Crown, LayerBounds, Slopes
 from robustprop.verify.engine.network import Affine, Clip, Network, Relu
+from robustprop.verify.engine.relaxation import clamp_split
 from robustprop.verify.engine.relu_attack import AttackClock, attack
 from robustprop.verify.engine.torch_net import to_torch
 from robustprop.verify.engine.verdict import Status
