@@ -153,7 +153,8 @@ def relu_split_each(
             return BabOutcome(Status.HOLDS, reason, done), proved
         if not todo:
             break
-    reason = f"{last.reason}; {len(proved)} of {count} disjuncts proved"
+    # last.reason counts its own search's sub-domains only: the total follows
+    reason = f"{last.reason}; {len(proved)} of {count} disjuncts proved, {done} sub-domains in all"
     return BabOutcome(Status.UNKNOWN, reason, done), proved
 
 

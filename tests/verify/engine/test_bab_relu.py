@@ -323,6 +323,10 @@ def test_the_backend_gets_its_share_only_when_it_is_worth_running() -> None:
     assert verdict.status is Status.UNKNOWN and verdict.backend == "bab", verdict
     assert f"less than {BACKEND_MIN_S:g} s left for the backend" in verdict.reason
     assert verdict.reason.startswith("ReLU splitting"), verdict.reason
+    crown = Crown(net.network)
+    outcome, _ = relu_split_each(crown, negation, lambda x: None, time.monotonic() + 0.05)
+    assert outcome.status is Status.UNKNOWN, outcome.reason  # about a thousand needed
+    assert outcome.reason.endswith(f", {outcome.domains} sub-domains in all"), outcome.reason
 
 
 def test_one_hidden_layer_gets_warm_rounds_only() -> None:
