@@ -8,12 +8,16 @@ them into one-line messages on stderr (``--debug`` shows the traceback).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import gc
 import importlib
 import logging
+import os
 import sys
+import threading
 import traceback
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import click
 
@@ -124,15 +128,55 @@ def cli(debug: bool, verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
+def _exit_status(code: object) -> int:
+    """The process status for ``SystemExit(code)``, as the interpreter makes it: None is 0,
+    an int is itself, anything else is printed to stderr and gives 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _alone() -> bool:
+    """Whether this process has no other thread and no live child: then nothing is left for
+    the interpreter's shutdown to wait for beyond the atexit handlers."""
+    if threading.active_count() != 1:
+        return False
+    mp = sys.modules.get("multiprocessing")
+    return mp is None or not mp.active_children()
+
+
+def _leave(status: int) -> NoReturn:
+    """End the process with ``status`` after the atexit handlers (logging's flush, pools'
+    and temporary folders' finalizers) and a flush of stdout and stderr, skipping the
+    interpreter's teardown of every module: with torch loaded that teardown takes 0.1–0.15 s
+    of a ``verify vnnlib`` call's 2 s (ACAS Xu 1_1/prop_2). Where another thread or a child
+    process is alive, the interpreter shuts down as usual."""
+    if not _alone():
+        sys.exit(status)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed, or a pipe's reader left
+            stream.flush()
+    os._exit(status)
+
+
 def main() -> None:
+    """The console script: :data:`cli`, then :func:`_leave` with its exit status."""
     tune_allocator()
     try:
         cli(prog_name="verify")
+        status = 0
+    except SystemExit as stop:
+        status = _exit_status(stop.code)
     finally:
         # Exempt what is alive now from the collections at interpreter exit: with torch
         # loaded they take 0.3 s (`python -c 'import torch'`: 1.30 s wall, 1.06 s with
-        # this). atexit handlers and weakref finalizers (pools, temporary folders) still run.
+        # this), where the interpreter's own shutdown still runs (see _leave).
         gc.freeze()
+    _leave(status)
 
 
 if __name__ == "__main__":
