@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from robustprop.properties import Domain
 from robustprop.properties.registry import make_property
 from robustprop.properties.spec import Atom, Disjunct, Negation
+from robustprop.verify.engine import relu_search
 from robustprop.verify.engine.alpha import AlphaConfig
 from robustprop.verify.engine.bab import BabState, open_part
 from robustprop.verify.engine.bab_common import GroupSpec
@@ -218,6 +219,36 @@ def test_a_search_resumed_in_slices_ends_as_one_run() -> None:
         sliced._batch(time.monotonic() + 30)  # one batch per slice
     assert stops >= 1 and out.status is Status.HOLDS
     assert sliced.done == whole.done
+
+
+def test_a_search_attacks_its_first_batches_then_every_few(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Batches 1…ATTACK_ALWAYS attack their open sub-domains, later ones every
+    ATTACK_EVERY-th only (on a query that holds the attack is spent in vain); the answer and
+    the tree are those of a search that attacks on every batch."""
+    attacked: list[int] = []
+    search = _one_disjunct_search()()
+    real = relu_search.attack
+
+    def spy(*args: object, **kwargs: object) -> Verdict | None:
+        attacked.append(search.batches)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(relu_search, "attack", spy)
+    search.cfg = dataclasses.replace(search.cfg, batch=1)  # one sub-domain per batch
+    out = search.run(time.monotonic() + 30)
+    assert out.status is Status.HOLDS, out.reason
+    assert search.batches > relu_search.ATTACK_ALWAYS + 2 * relu_search.ATTACK_EVERY
+    early = [b for b in attacked if b <= relu_search.ATTACK_ALWAYS]
+    late = [b for b in attacked if b > relu_search.ATTACK_ALWAYS]
+    assert early == sorted(set(early)) and len(early) >= relu_search.ATTACK_ALWAYS // 2
+    assert late and all(b % relu_search.ATTACK_EVERY == 0 for b in late)
+    monkeypatch.setattr(relu_search, "ATTACK_ALWAYS", 10**9)  # attack on every batch
+    always = _one_disjunct_search()()
+    always.cfg = search.cfg
+    assert always.run(time.monotonic() + 30).status is Status.HOLDS
+    assert always.done == search.done
 
 
 def test_a_batch_is_cut_to_the_time_left_at_the_last_batchs_pace() -> None:
