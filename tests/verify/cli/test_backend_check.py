@@ -124,4 +124,4 @@ def test_auto_without_any_solver_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     message = done.stderr.strip().splitlines()[-1]
     assert "backend 'auto' needs one of the solver packages" in message
-    assert "pip install z3-solver maraboupy highspy" in message
+    assert "pip install maraboupy highspy z3-solver" in message
