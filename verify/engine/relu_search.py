@@ -67,10 +67,10 @@ __all__ = ["STALLED", "ReluSplitConfig", "Search", "relu_split"]
 
 log = logging.getLogger(__name__)
 
-#: A search attacks the open sub-domains of each of its first ATTACK_ALWAYS batches, then of
-#: every ATTACK_EVERY-th: the hits come early (Fashion-MNIST constraint-sr, SR at ε = 0.1,
-#: 15 points: all within a search's first 9 batches), and on a query that holds the attack is
-#: spent in vain.
+#: A search attacks the open sub-domains of each of its first ATTACK_ALWAYS batches that leave
+#: some open (:attr:`Search.batches` counts those), then of every ATTACK_EVERY-th: the hits
+#: come early (Fashion-MNIST constraint-sr, SR at ε = 0.1, 15 points: all within a search's
+#: first 9 batches), and on a query that holds the attack is spent in vain.
 ATTACK_ALWAYS = 16
 ATTACK_EVERY = 4
 
