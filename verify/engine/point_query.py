@@ -160,42 +160,42 @@ class PointDecider:
         self.bab_share = bab_share_for(network, bab_share)
         self._resume = dict(resume or {})  # query index → where an earlier search stopped
         self._crown: Crown | None = None
-        self._bab_reason = ""  # how the last search ended
 
     def decide(self, query: Query, timeout_s: float) -> Verdict:
         """The exact verdict for one query within about ``timeout_s`` seconds."""
         start = began = time.monotonic()
         share = self.bab_share
         negation = query.negation
-        searched = share > 0.0 and supported(negation)
-        if searched:
+        searched: BabOutcome | None = None  # a search that left the query open
+        if share > 0.0 and supported(negation):
             found = self._branch_and_bound(
                 negation, start + bab_time(share, timeout_s), self._resume.pop(query.index, None)
             )
             if isinstance(found, Verdict):
                 return found
-            if found is not None:
-                negation = open_part(negation, found)  # what the search did not prove
+            searched = found
+            if found.state is not None:
+                negation = open_part(negation, found.state)  # what the search did not prove
             timeout_s = max(0.0, timeout_s - (time.monotonic() - start))
             start = time.monotonic()
         network = seeded(self.network, query.seed)
         if negation.softmax is not None:
             if share > 0.0 and not splits_inputs(self.network):
-                verdict = self._softmax_split(negation, start + bab_time(share, timeout_s))
-                if verdict is not None:
-                    return verdict
+                split = self._softmax_split(negation, start + bab_time(share, timeout_s))
+                if isinstance(split, Verdict):
+                    return split
                 timeout_s = max(0.0, timeout_s - (time.monotonic() - start))
                 start = time.monotonic()
                 if timeout_s < BACKEND_MIN_S:
-                    return self._no_time_left(start - began)
+                    return _no_time_left(split, start - began)
             return self._decide_scr(network, query, start, start + timeout_s)
         if negation.distance is not None:
             local = self._local_lr(network, negation, start)
             if isinstance(local, Verdict):
                 return local
             negation = local
-        if searched and timeout_s < BACKEND_MIN_S:
-            return self._no_time_left(time.monotonic() - began)
+        if searched is not None and timeout_s < BACKEND_MIN_S:
+            return _no_time_left(searched, time.monotonic() - began)
         decision = decide(
             network,
             negation,
@@ -234,39 +234,33 @@ class PointDecider:
             queries=n_queries,
         )
 
-    def _no_time_left(self, elapsed: float) -> Verdict:
-        """``unknown`` after a search that left too little time for the backend."""
-        reason = f"{self._bab_reason}; less than {BACKEND_MIN_S:g} s left for the backend"
-        return Verdict(Status.UNKNOWN, Stage.NONE, "bab", elapsed, reason=reason)
-
     def _branch_and_bound(
         self, negation: Negation, deadline: float, resume: BabState | None = None
-    ) -> Verdict | BabState | None:
+    ) -> Verdict | BabOutcome:
         """Branch and bound until ``deadline`` (from ``resume``, where an earlier search on
-        this negation stopped): a verdict, or where the search stopped when it left the query
-        open (None if it cannot say)."""
+        this negation stopped): a verdict, or the search's outcome when it left the query open
+        (its ``state``: where it stopped, None if it cannot say)."""
         start = time.monotonic()
         with torch_threads(1):  # one core per worker: the pool runs `jobs` of them
             outcome = bab_decide(
                 self._bounds(), negation, self._check(negation), deadline, resume=resume
             )
         verdict = _bab_verdict(outcome, time.monotonic() - start)
-        self._bab_reason = outcome.reason
         if verdict is None:
             log.info("branch and bound left the query open (%s)", outcome.reason)
-            return outcome.state
+            return outcome
         return verdict
 
-    def _softmax_split(self, negation: Negation, deadline: float) -> Verdict | None:
+    def _softmax_split(self, negation: Negation, deadline: float) -> Verdict | BabOutcome:
         """SCR by ReLU splitting on chord bounds (:mod:`robustprop.verify.engine.bab_scr`)
-        until ``deadline``: a verdict, or None when it left the query open."""
+        until ``deadline``: a verdict, or the search's outcome when it left the query open."""
         start = time.monotonic()
         with torch_threads(1):
             outcome = softmax_split(self._bounds(), negation, self._check(negation), deadline)
         verdict = _bab_verdict(outcome, time.monotonic() - start)
-        self._bab_reason = outcome.reason
         if verdict is None:
             log.info("SCR branch and bound left the query open (%s)", outcome.reason)
+            return outcome
         return verdict
 
     def _bounds(self) -> Crown:
@@ -330,8 +324,8 @@ class PointDecider:
                 found = self._branch_and_bound(rest, start + SCR_BAB_SHARE * timeout_s)
                 if isinstance(found, Verdict):
                     return found.status, found.witness, found.reason
-                if found is not None:
-                    rest = open_part(rest, found)
+                if found.state is not None:
+                    rest = open_part(rest, found.state)
                 timeout_s = max(0.0, timeout_s - (time.monotonic() - start))
             out = get_backend(screened.backend).solve(network, rest, timeout_s)
             return out.status, out.x, out.reason
@@ -389,6 +383,12 @@ class PointDecider:
             queries=result.queries,
             refinements=result.refinements,
         )
+
+
+def _no_time_left(search: BabOutcome, elapsed: float) -> Verdict:
+    """``unknown`` after a search that left too little time for the backend."""
+    reason = f"{search.reason}; less than {BACKEND_MIN_S:g} s left for the backend"
+    return Verdict(Status.UNKNOWN, Stage.NONE, "bab", elapsed, reason=reason)
 
 
 def _bab_verdict(outcome: BabOutcome, elapsed: float) -> Verdict | None:
