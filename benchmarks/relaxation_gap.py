@@ -83,7 +83,7 @@ def _gaps(net: str, prop: str, eps: float, points: int, args: argparse.Namespace
     disjuncts = 0
     unstable: list[list[int]] = []
     for negation in inputs.negations:
-        if any(len(d.atoms) != 1 for d in negation.disjuncts):
+        if negation.distance is not None or any(len(d.atoms) != 1 for d in negation.disjuncts):
             raise SystemExit(f"{prop}: only properties of one atom per disjunct (cr, sr)")
         spec = GroupSpec.of(negation, inputs.network.m, crown.device)
         with torch.no_grad():
@@ -126,6 +126,9 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=32)
     parser.add_argument("--steps", type=int, default=200)
     args = parser.parse_args()
+    unknown = set(args.props.split(",")) - {"cr", "sr"}
+    if unknown:  # LR's distance term and SCR's softmax are no linear atoms of the outputs
+        parser.error(f"--props: only cr and sr, not {', '.join(sorted(unknown))}")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     start = time.monotonic()
     print(
