@@ -68,7 +68,9 @@ def _ascent_best(
     return best.value
 
 
-def _gaps(net: str, prop: str, eps: float, points: int, args: argparse.Namespace) -> None:
+def _gaps(net: str, prop: str, args: argparse.Namespace) -> None:
+    """One table row: ``net`` and ``prop`` at ``args.eps`` on the first ``args.points`` points."""
+    eps, points = args.eps, args.points
     inputs = prepare(
         RunConfig(
             model=api.load(NETS / f"{net}.onnx"),
@@ -141,7 +143,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for net in args.nets.split(","):
         for prop in args.props.split(","):
-            _gaps(net, prop, args.eps, args.points, args)
+            _gaps(net, prop, args)
     print(f"wall {time.monotonic() - start:.0f} s")
 
 
